@@ -1,0 +1,163 @@
+//! The library's one error type.
+//!
+//! Every variant names the place the failure happened (domain, file, row group, row) as far as it
+//! is known, and its message says what was expected, what was found and what to do about it.
+
+use std::path::PathBuf;
+
+/// A `Result` whose error is [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in chameleon.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The configuration is invalid: a key is missing, out of range or contradicts another.
+    #[error("invalid configuration: {message}")]
+    Config {
+        /// What is wrong and how to fix it.
+        message: String,
+    },
+
+    /// The configuration file could not be parsed as TOML.
+    #[error("cannot parse configuration file {path}: {source}")]
+    ConfigParse {
+        /// The configuration file.
+        path: PathBuf,
+        /// The TOML parser's error, with line and column.
+        source: toml::de::Error,
+    },
+
+    /// A file or folder could not be read or written.
+    #[error("{action} {path}: {source}")]
+    Io {
+        /// What was being done, for example "cannot open shard".
+        action: &'static str,
+        /// The file or folder involved.
+        path: PathBuf,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
+
+    /// A domain has no shards: its folder is missing, empty, or its glob matches nothing.
+    #[error("domain '{domain}': no parquet shards found at {path}; {hint}")]
+    NoShards {
+        /// The domain.
+        domain: String,
+        /// The folder or glob that was searched.
+        path: PathBuf,
+        /// What to check.
+        hint: &'static str,
+    },
+
+    /// A shard is not valid parquet, or a row group of it cannot be decoded.
+    #[error("domain '{domain}': shard {path}{}: {source}; the file is truncated or corrupt, rewrite it or set skip_bad_shards = true to skip it", row_group.map(|g| format!(", row group {g}")).unwrap_or_default())]
+    Parquet {
+        /// The domain.
+        domain: String,
+        /// The shard.
+        path: PathBuf,
+        /// The row group, when the failure is inside one.
+        row_group: Option<usize>,
+        /// The parquet reader's error.
+        source: parquet::errors::ParquetError,
+    },
+
+    /// A shard's schema does not fit the domain: a column is missing or has the wrong type, or it
+    /// differs from the domain's other shards.
+    #[error("domain '{domain}': shard {path}: {message}")]
+    Schema {
+        /// The domain.
+        domain: String,
+        /// The shard.
+        path: PathBuf,
+        /// What was expected and what was found.
+        message: String,
+    },
+
+    /// A token id cannot be converted to `u32`: it is negative or larger than `u32::MAX`.
+    #[error("domain '{domain}': shard {path}, row group {row_group}, row {row}: token id {value} is out of range (expected 0 to {max}); fix the tokenizer output that wrote this shard", max = u32::MAX)]
+    TokenOutOfRange {
+        /// The domain.
+        domain: String,
+        /// The shard.
+        path: PathBuf,
+        /// The row group within the shard.
+        row_group: usize,
+        /// The row within the row group.
+        row: usize,
+        /// The offending id.
+        value: i128,
+    },
+
+    /// A domain has no documents to give although its weight is positive.
+    #[error("domain '{domain}' has weight {weight} but no documents: {reason}; give it weight 0, remove it, or add data")]
+    EmptyDomain {
+        /// The domain.
+        domain: String,
+        /// Its weight.
+        weight: f64,
+        /// Why it has no documents (no rows, only null or empty rows, every shard skipped).
+        reason: String,
+    },
+
+    /// A tokenizer could not be loaded or failed on a document.
+    #[error("tokenizer '{name}': {message}")]
+    Tokenizer {
+        /// The tokenizer name or file.
+        name: String,
+        /// What failed.
+        message: String,
+    },
+
+    /// A reader thread panicked. The panic message is kept.
+    #[error("the reader of domain '{domain}' panicked: {message}")]
+    ReaderPanicked {
+        /// The domain.
+        domain: String,
+        /// The panic payload, when it was a string.
+        message: String,
+    },
+
+    /// A reader thread stopped without an error or a panic message.
+    #[error("the reader of domain '{domain}' stopped unexpectedly")]
+    ReaderStopped {
+        /// The domain.
+        domain: String,
+    },
+
+    /// The mixture's weights are unusable.
+    #[error("invalid mixture weights: {message}")]
+    Weights {
+        /// What is wrong.
+        message: String,
+    },
+
+    /// A saved loader state does not fit the configuration it is resumed with.
+    #[error("cannot resume: {message}")]
+    Resume {
+        /// Which field differs, with both values.
+        message: String,
+    },
+
+    /// An input record (a JSON line, an embedding file) is malformed.
+    #[error("{path}: {message}")]
+    Input {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, with the line or row when known.
+        message: String,
+    },
+}
+
+impl Error {
+    /// Builds an [`Error::Config`].
+    pub(crate) fn config(message: impl Into<String>) -> Self {
+        Error::Config { message: message.into() }
+    }
+
+    /// Builds an [`Error::Io`] from an action such as "cannot open shard".
+    pub(crate) fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io { action, path: path.into(), source }
+    }
+}
