@@ -91,12 +91,10 @@ pub enum Error {
     },
 
     /// A domain has no documents to give although its weight is positive.
-    #[error("domain '{domain}' has weight {weight} but no documents: {reason}; give it weight 0, remove it, or add data")]
+    #[error("domain '{domain}' has a positive weight but no documents: {reason}; give it weight 0, remove it, or add data")]
     EmptyDomain {
         /// The domain.
         domain: String,
-        /// Its weight.
-        weight: f64,
         /// Why it has no documents (no rows, only null or empty rows, every shard skipped).
         reason: String,
     },

@@ -1,0 +1,297 @@
+//! Configuration: the TOML file that describes the domains, the mixture and the batches.
+//!
+//! [`Config::from_file`] parses and validates a file; [`Config::from_toml_str`] does the same for
+//! a string, resolving relative paths against a base folder. Every key is documented in the
+//! README's configuration reference.
+//!
+//! ```
+//! let config = chameleon::Config::from_toml_str(r#"
+//!     seed = 7
+//!     seq_len = 16
+//!     batch_size = 2
+//!     eos_token = 0
+//!     [[domains]]
+//!     name = "books"
+//!     path = "data/books"
+//!     weight = 1.0
+//! "#, "/tmp".as_ref()).unwrap();
+//! assert_eq!(config.domains[0].path, std::path::Path::new("/tmp/data/books"));
+//! ```
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::mixture::MixtureConfig;
+
+/// The default token column of pre-tokenized domains.
+pub const DEFAULT_TOKEN_COLUMN: &str = "tokens";
+
+/// A validated configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Seed of every random choice: domain draws and the shuffle of shards and row groups.
+    /// Default: 0.
+    #[serde(default)]
+    pub seed: u64,
+    /// Tokens a sequence feeds the model; each row of a batch holds `seq_len + 1` tokens so that
+    /// the targets are the inputs shifted by one.
+    pub seq_len: usize,
+    /// Rows (sequences) in a batch.
+    pub batch_size: usize,
+    /// End-of-document token inserted after each document, unless a domain sets its own. Text
+    /// domains fall back to their tokenizer's end-of-text id; pre-tokenized domains need one.
+    #[serde(default)]
+    pub eos_token: Option<u32>,
+    /// Tokenizer of text domains that do not name their own: `gpt2`, `r50k_base`, `p50k_base`,
+    /// `cl100k_base`, `o200k_base`, or a path to a Hugging Face `tokenizer.json`.
+    #[serde(default)]
+    pub tokenizer: Option<String>,
+    /// Skip shards that are truncated or corrupt, with a warning and a count, instead of failing.
+    /// Default: false.
+    #[serde(default)]
+    pub skip_bad_shards: bool,
+    /// Sequences buffered per domain between its reader and the sampler. Default: 64.
+    #[serde(default = "default_prefetch_sequences")]
+    pub prefetch_sequences: usize,
+    /// The domains, in the order their ids are given (0, 1, ...).
+    pub domains: Vec<DomainConfig>,
+    /// How the weights are chosen. Default: the static policy.
+    #[serde(default)]
+    pub mixture: MixtureConfig,
+}
+
+fn default_prefetch_sequences() -> usize {
+    64
+}
+
+/// One domain: a folder (or glob) of parquet shards.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DomainConfig {
+    /// Unique name, used in logs, errors, statistics and the loader state.
+    pub name: String,
+    /// A folder (every `*.parquet` file in it, sorted by name) or a glob pattern. Relative paths
+    /// are resolved against the configuration file's folder.
+    pub path: PathBuf,
+    /// Weight under the static policy. Weights are normalised to sum to 1.
+    #[serde(default)]
+    pub weight: Option<f64>,
+    /// Token column of pre-tokenized shards: a list or large list of integers. Default: `tokens`.
+    #[serde(default)]
+    pub column: Option<String>,
+    /// Text column to tokenize on the fly; when set, `column` must not be.
+    #[serde(default)]
+    pub text_column: Option<String>,
+    /// Tokenizer of this domain's text column, overriding the top-level `tokenizer`.
+    #[serde(default)]
+    pub tokenizer: Option<String>,
+    /// End-of-document token of this domain, overriding the top-level `eos_token`.
+    #[serde(default)]
+    pub eos_token: Option<u32>,
+}
+
+/// Where a domain's documents come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DocumentColumn {
+    /// A list column of token ids.
+    Tokens(String),
+    /// A string column tokenized on the fly by the named tokenizer.
+    Text {
+        /// The column.
+        column: String,
+        /// The tokenizer name or `tokenizer.json` path.
+        tokenizer: String,
+    },
+}
+
+impl DomainConfig {
+    /// The column this domain reads and how to turn it into tokens.
+    pub fn document_column(&self, config: &Config) -> Result<DocumentColumn> {
+        match (&self.text_column, &self.column) {
+            (Some(_), Some(_)) => Err(Error::config(format!(
+                "domain '{}' sets both `column` and `text_column`; keep `column` for token ids or `text_column` for text",
+                self.name
+            ))),
+            (Some(text), None) => {
+                let Some(tokenizer) = self.tokenizer.clone().or_else(|| config.tokenizer.clone()) else {
+                    return Err(Error::config(format!(
+                        "domain '{}' reads text column '{text}' but names no tokenizer; set `tokenizer` on the domain or at the top level",
+                        self.name
+                    )));
+                };
+                Ok(DocumentColumn::Text { column: text.clone(), tokenizer })
+            }
+            (None, column) => Ok(DocumentColumn::Tokens(column.clone().unwrap_or_else(|| DEFAULT_TOKEN_COLUMN.to_string()))),
+        }
+    }
+}
+
+impl Config {
+    /// Reads and validates a configuration file; relative paths are resolved against its folder.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] when the file cannot be read, [`Error::ConfigParse`] when it is not valid TOML
+    /// of this shape, and [`Error::Config`] when a value is invalid.
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Config> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|source| Error::io("cannot read configuration file", path, source))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        let mut config: Config = toml::from_str(&text).map_err(|source| Error::ConfigParse { path: path.to_path_buf(), source })?;
+        config.resolve_paths(base);
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Parses and validates a configuration from TOML text; relative paths are resolved against
+    /// `base`.
+    ///
+    /// # Errors
+    ///
+    /// As [`Config::from_file`], with `<string>` as the file name.
+    pub fn from_toml_str(text: &str, base: &Path) -> Result<Config> {
+        let mut config: Config =
+            toml::from_str(text).map_err(|source| Error::ConfigParse { path: PathBuf::from("<string>"), source })?;
+        config.resolve_paths(base);
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// The index of the domain called `name`.
+    pub fn domain_index(&self, name: &str) -> Option<usize> {
+        self.domains.iter().position(|domain| domain.name == name)
+    }
+
+    fn resolve_paths(&mut self, base: &Path) {
+        for domain in &mut self.domains {
+            if domain.path.is_relative() {
+                domain.path = base.join(&domain.path);
+            }
+        }
+        if let Some(tokenizer) = &self.tokenizer {
+            self.tokenizer = Some(resolve_tokenizer(tokenizer, base));
+        }
+        for domain in &mut self.domains {
+            if let Some(tokenizer) = &domain.tokenizer {
+                domain.tokenizer = Some(resolve_tokenizer(tokenizer, base));
+            }
+        }
+    }
+
+    /// Checks every value that can be checked without opening a shard.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] naming the key and the value.
+    pub fn validate(&self) -> Result<()> {
+        if self.seq_len == 0 {
+            return Err(Error::config("seq_len is 0; it must be at least 1"));
+        }
+        if self.batch_size == 0 {
+            return Err(Error::config("batch_size is 0; it must be at least 1"));
+        }
+        if self.prefetch_sequences == 0 {
+            return Err(Error::config("prefetch_sequences is 0; it must be at least 1"));
+        }
+        if self.domains.is_empty() {
+            return Err(Error::config("no domains; add at least one [[domains]] table"));
+        }
+
+        let mut names = HashMap::new();
+        let mut paths: HashMap<PathBuf, &str> = HashMap::new();
+        for domain in &self.domains {
+            if domain.name.is_empty() {
+                return Err(Error::config(format!("a domain at {} has an empty name", domain.path.display())));
+            }
+            if names.insert(domain.name.as_str(), ()).is_some() {
+                return Err(Error::config(format!("domain name '{}' is used twice; names must be unique", domain.name)));
+            }
+            let key = std::fs::canonicalize(&domain.path).unwrap_or_else(|_| domain.path.clone());
+            if let Some(other) = paths.insert(key, &domain.name) {
+                return Err(Error::config(format!(
+                    "domains '{other}' and '{}' read the same path {}; a folder can belong to one domain only",
+                    domain.name,
+                    domain.path.display()
+                )));
+            }
+            domain.document_column(self)?;
+        }
+        Ok(())
+    }
+}
+
+/// Resolves a tokenizer that names a file relative to `base`; known tokenizer names stay as they
+/// are.
+fn resolve_tokenizer(tokenizer: &str, base: &Path) -> String {
+    let looks_like_path = tokenizer.ends_with(".json") || tokenizer.contains('/');
+    if looks_like_path && Path::new(tokenizer).is_relative() {
+        base.join(tokenizer).to_string_lossy().into_owned()
+    } else {
+        tokenizer.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config> {
+        Config::from_toml_str(text, Path::new("/base"))
+    }
+
+    const HEADER: &str = "seq_len = 8\nbatch_size = 2\neos_token = 0\n";
+
+    #[test]
+    fn relative_paths_resolve_against_base() {
+        let config = parse(&format!("{HEADER}[[domains]]\nname = 'a'\npath = 'data/a'\nweight = 1\n")).unwrap();
+        assert_eq!(config.domains[0].path, Path::new("/base/data/a"));
+        assert_eq!(config.seed, 0);
+        assert_eq!(config.prefetch_sequences, 64);
+    }
+
+    #[test]
+    fn unknown_key_is_rejected() {
+        let error = parse(&format!("{HEADER}seq_length = 3\n[[domains]]\nname = 'a'\npath = 'a'\n")).unwrap_err();
+        assert!(error.to_string().contains("seq_length"), "{error}");
+    }
+
+    #[test]
+    fn duplicate_names_are_rejected() {
+        let text = format!("{HEADER}[[domains]]\nname = 'a'\npath = 'x'\n[[domains]]\nname = 'a'\npath = 'y'\n");
+        let error = parse(&text).unwrap_err();
+        assert!(error.to_string().contains("'a' is used twice"), "{error}");
+    }
+
+    #[test]
+    fn same_folder_twice_names_both_domains() {
+        let text = format!("{HEADER}[[domains]]\nname = 'a'\npath = 'x'\n[[domains]]\nname = 'b'\npath = 'x'\n");
+        let error = parse(&text).unwrap_err().to_string();
+        assert!(error.contains("'a'") && error.contains("'b'"), "{error}");
+    }
+
+    #[test]
+    fn zero_sizes_are_rejected() {
+        let error = parse("seq_len = 0\nbatch_size = 1\n[[domains]]\nname = 'a'\npath = 'x'\n").unwrap_err();
+        assert!(error.to_string().contains("seq_len is 0"), "{error}");
+        let error = parse("seq_len = 1\nbatch_size = 0\n[[domains]]\nname = 'a'\npath = 'x'\n").unwrap_err();
+        assert!(error.to_string().contains("batch_size is 0"), "{error}");
+    }
+
+    #[test]
+    fn text_column_needs_a_tokenizer() {
+        let error = parse(&format!("{HEADER}[[domains]]\nname = 'a'\npath = 'x'\ntext_column = 'text'\n")).unwrap_err();
+        assert!(error.to_string().contains("names no tokenizer"), "{error}");
+    }
+
+    #[test]
+    fn tokenizer_file_resolves_against_base() {
+        let text = format!("{HEADER}tokenizer = 'tok/gpt2.json'\n[[domains]]\nname = 'a'\npath = 'x'\ntext_column = 'text'\n");
+        let config = parse(&text).unwrap();
+        let column = config.domains[0].document_column(&config).unwrap();
+        assert_eq!(column, DocumentColumn::Text { column: "text".into(), tokenizer: "/base/tok/gpt2.json".into() });
+    }
+}
