@@ -1,19 +1,54 @@
 //! The `chameleon` command-line tool: a thin layer over the library.
 
+mod stream;
+mod tokenize;
+
 use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
 
 /// Streaming data loader for language-model training with built-in domain reweighting.
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Cli {
+    /// Log more: -v for info, -vv for debug, -vvv for trace. Default: warnings and errors only.
+    /// RUST_LOG overrides this.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Debug, Subcommand)]
-enum Command {}
+enum Command {
+    /// Stream packed batches from a configuration and print a summary.
+    Stream(stream::StreamArgs),
+    /// Pre-tokenize text parquet or JSONL files into token shards.
+    Tokenize(tokenize::TokenizeArgs),
+}
 
-fn main() -> anyhow::Result<()> {
+fn main() {
     let cli = Cli::parse();
-    match cli.command {}
+    install_logging(cli.verbose);
+
+    let outcome = match cli.command {
+        Command::Stream(args) => stream::run(args),
+        Command::Tokenize(args) => tokenize::run(args),
+    };
+    if let Err(error) = outcome {
+        eprintln!("error: {error:#}");
+        std::process::exit(1);
+    }
+}
+
+/// Sends logs to stderr at the level the flags choose, unless RUST_LOG is set.
+fn install_logging(verbose: u8) {
+    let level = match verbose {
+        0 => "warn",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
 }

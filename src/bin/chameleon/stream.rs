@@ -1,0 +1,185 @@
+//! `chameleon stream`: run the loader for a number of steps and summarise what it yielded.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::Context;
+use chameleon::batch::to_hex;
+use chameleon::{Config, Loader, LoaderState, StreamDigest};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+
+/// Arguments of `chameleon stream`.
+#[derive(Debug, Args)]
+pub struct StreamArgs {
+    /// The configuration file.
+    #[arg(long)]
+    config: PathBuf,
+    /// Batches to take (after the resume point, with --resume).
+    #[arg(long, default_value_t = 100)]
+    steps: u64,
+    /// Decode parallelism. Default: the available cores. The batches do not depend on it.
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Print the summary as one JSON object on stdout.
+    #[arg(long)]
+    json: bool,
+    /// Write one line per batch, `<step>\t<hex hash>`, to this file.
+    #[arg(long)]
+    batch_hashes: Option<PathBuf>,
+    /// Write the loader state after the last step to this file (atomically).
+    #[arg(long)]
+    save_state: Option<PathBuf>,
+    /// Continue from a state file written by --save-state.
+    #[arg(long)]
+    resume: Option<PathBuf>,
+}
+
+#[derive(Debug, Serialize)]
+struct Summary {
+    batches: u64,
+    tokens: u64,
+    seconds: f64,
+    tokens_per_second: f64,
+    digest: String,
+    first_step: u64,
+    domains: Vec<DomainSummary>,
+    policy: String,
+}
+
+#[derive(Debug, Serialize)]
+struct DomainSummary {
+    name: String,
+    target_weight: f64,
+    realized_share: f64,
+    tokens: u64,
+    sequences: u64,
+    epochs: u64,
+    null_rows: u64,
+    skipped_shards: u64,
+    skipped_row_groups: u64,
+}
+
+pub fn run(args: StreamArgs) -> anyhow::Result<()> {
+    let config = Config::from_file(&args.config)?;
+    let mut builder = Loader::builder(config);
+    if let Some(threads) = args.threads {
+        builder = builder.threads(threads);
+    }
+    if let Some(path) = &args.resume {
+        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read state file {}", path.display()))?;
+        let state: LoaderState = serde_json::from_str(&text).with_context(|| format!("state file {} is not a valid loader state", path.display()))?;
+        builder = builder.resume(state);
+    }
+
+    let start = Instant::now();
+    let mut loader = builder.build()?;
+    let first_step = loader.step();
+    let mut hashes = match &args.batch_hashes {
+        Some(path) => Some(BufWriter::new(File::create(path).with_context(|| format!("cannot create {}", path.display()))?)),
+        None => None,
+    };
+
+    let progress = ProgressBar::new(args.steps);
+    progress.set_style(
+        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} batches ({per_sec}, {eta} left)")
+            .expect("the template is valid"),
+    );
+    let mut digest = StreamDigest::new();
+    let mut tokens = 0u64;
+    let mut first_batch_at = None;
+    for _ in 0..args.steps {
+        let batch = loader.next().expect("the loader never ends by itself")?;
+        first_batch_at.get_or_insert_with(|| start.elapsed());
+        let hash = batch.hash();
+        digest.update(&hash);
+        tokens += batch.tokens.len() as u64;
+        if let Some(out) = hashes.as_mut() {
+            writeln!(out, "{}\t{}", batch.step, to_hex(&hash)).context("cannot write batch hashes")?;
+        }
+        progress.inc(1);
+    }
+    progress.finish_and_clear();
+    if let Some(mut out) = hashes {
+        out.flush().context("cannot write batch hashes")?;
+    }
+    if let Some(path) = &args.save_state {
+        save_state(path, &loader.state())?;
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    if let Some(first) = first_batch_at {
+        tracing::info!(milliseconds = first.as_secs_f64() * 1e3, "time to first batch");
+    }
+
+    let summary = summarise(&loader, args.steps, tokens, seconds, digest.hex(), first_step);
+    if args.json {
+        println!("{}", serde_json::to_string(&summary)?);
+    } else {
+        print_table(&summary);
+    }
+    Ok(())
+}
+
+fn summarise(loader: &Loader, batches: u64, tokens: u64, seconds: f64, digest: String, first_step: u64) -> Summary {
+    let stats = loader.stats();
+    let emitted: u64 = stats.iter().map(|domain| domain.tokens).sum();
+    let domains = stats
+        .into_iter()
+        .map(|domain| DomainSummary {
+            realized_share: if emitted == 0 { 0.0 } else { domain.tokens as f64 / emitted as f64 },
+            name: domain.name,
+            target_weight: domain.target_weight,
+            tokens: domain.tokens,
+            sequences: domain.sequences,
+            epochs: domain.epochs,
+            null_rows: domain.null_rows,
+            skipped_shards: domain.skipped_shards,
+            skipped_row_groups: domain.skipped_row_groups,
+        })
+        .collect();
+    Summary {
+        batches,
+        tokens,
+        seconds,
+        tokens_per_second: if seconds > 0.0 { tokens as f64 / seconds } else { 0.0 },
+        digest,
+        first_step,
+        domains,
+        policy: format!("{:?}", loader.mixture().policy),
+    }
+}
+
+fn print_table(summary: &Summary) {
+    println!(
+        "{} batches, {} tokens in {:.2} s ({:.3e} tokens/s), policy {}",
+        summary.batches, summary.tokens, summary.seconds, summary.tokens_per_second, summary.policy
+    );
+    println!("digest {}", summary.digest);
+    println!("{:<20} {:>8} {:>8} {:>12} {:>7} {:>10}", "domain", "weight", "share", "tokens", "epochs", "null rows");
+    for domain in &summary.domains {
+        println!(
+            "{:<20} {:>8.4} {:>8.4} {:>12} {:>7} {:>10}",
+            domain.name, domain.target_weight, domain.realized_share, domain.tokens, domain.epochs, domain.null_rows
+        );
+    }
+}
+
+/// Writes the state to a temporary file beside `path`, syncs it and renames it over `path`, so
+/// that `path` always holds either the old state or the new one.
+fn save_state(path: &Path, state: &LoaderState) -> anyhow::Result<()> {
+    let folder = path.parent().filter(|parent| !parent.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = path.file_name().context("the state path has no file name")?.to_string_lossy();
+    let temporary = folder.join(format!(".{name}.tmp"));
+    let mut file = File::create(&temporary).with_context(|| format!("cannot create {}", temporary.display()))?;
+    serde_json::to_writer_pretty(&mut file, state)?;
+    file.write_all(b"\n")?;
+    file.sync_all().with_context(|| format!("cannot sync {}", temporary.display()))?;
+    std::fs::rename(&temporary, path).with_context(|| format!("cannot rename {} to {}", temporary.display(), path.display()))?;
+    if let Ok(directory) = File::open(folder) {
+        let _ = directory.sync_all();
+    }
+    Ok(())
+}

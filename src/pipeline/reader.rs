@@ -1,0 +1,249 @@
+//! The reader of one domain: a thread that decodes row groups in epoch order, packs the documents
+//! into sequences and sends them to the sampler over a bounded channel.
+//!
+//! Backpressure: when the channel is full the reader blocks, so a domain holds at most
+//! `prefetch_sequences` sequences plus one decoded record batch. When the loader is dropped the
+//! channel disconnects, the next send fails and the reader returns. Decoding (parquet decode, id
+//! conversion, tokenization) holds one of the loader's decode permits, which is how `threads`
+//! bounds the CPU the readers use together.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use crossbeam_channel::{Receiver, Sender};
+use serde::{Deserialize, Serialize};
+
+use super::order::epoch_units;
+use crate::error::{Error, Result};
+use crate::packer::{PackedSequence, Packer};
+use crate::source::{decode_text, decode_tokens, BatchOrigin, ColumnReader, DocumentRows, DomainSource};
+
+/// A position in a domain's stream of tokens, with the counts gathered before it.
+///
+/// The position is the end of the last sequence the consumer took from the domain: epoch `epoch`,
+/// unit `unit` of that epoch's order, row `row` of the unit's row group, and `offset` tokens into
+/// that row's document followed by its end-of-document token.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DomainCursor {
+    /// The epoch, from 0.
+    pub epoch: u64,
+    /// The unit (row group) within the epoch's order.
+    pub unit: u64,
+    /// The row within the unit's row group.
+    pub row: u64,
+    /// Tokens of the row's document stream (document plus end token) already used.
+    pub offset: u64,
+    /// Null rows skipped before this position.
+    pub null_rows: u64,
+    /// Unreadable row groups skipped before this position (only with `skip_bad_shards`).
+    pub skipped_row_groups: u64,
+}
+
+/// A packed sequence and the cursor just past it.
+#[derive(Debug)]
+pub struct Sequence {
+    /// The tokens and document starts.
+    pub packed: PackedSequence,
+    /// Where the domain's stream continues after this sequence.
+    pub end: DomainCursor,
+}
+
+/// Decode permits shared by all readers: a permit is a message in a bounded channel.
+#[derive(Debug, Clone)]
+pub struct Permits {
+    give: Sender<()>,
+    take: Receiver<()>,
+}
+
+impl Permits {
+    /// Makes `count` permits (at least 1).
+    pub fn new(count: usize) -> Permits {
+        let count = count.max(1);
+        let (give, take) = crossbeam_channel::bounded(count);
+        for _ in 0..count {
+            give.send(()).expect("the channel has room for every permit");
+        }
+        Permits { give, take }
+    }
+
+    fn acquire(&self) -> PermitGuard<'_> {
+        // Both ends live in `self`, so the channel cannot disconnect while we wait.
+        self.take.recv().expect("permit channel outlives its users");
+        PermitGuard { permits: self }
+    }
+}
+
+struct PermitGuard<'a> {
+    permits: &'a Permits,
+}
+
+impl Drop for PermitGuard<'_> {
+    fn drop(&mut self) {
+        let _ = self.permits.give.send(());
+    }
+}
+
+/// Everything a reader thread needs.
+pub struct ReaderTask {
+    /// The domain's shards and column.
+    pub source: DomainSource,
+    /// The configuration's seed.
+    pub seed: u64,
+    /// Tokens a sequence feeds the model.
+    pub seq_len: usize,
+    /// Where to start.
+    pub start: DomainCursor,
+    /// Skip unreadable row groups instead of failing.
+    pub skip_bad_shards: bool,
+    /// Where the sequences go.
+    pub sender: Sender<Result<Sequence>>,
+    /// The shared decode permits.
+    pub permits: Permits,
+    /// Fault injection for tests: panic after sending this many sequences.
+    pub panic_after: Option<u64>,
+}
+
+/// Runs a reader to the end: until the consumer disconnects or an error has been sent. A panic
+/// inside is caught and sent as [`Error::ReaderPanicked`].
+pub fn run(task: ReaderTask) {
+    let sender = task.sender.clone();
+    let domain = task.source.name.clone();
+    let outcome = catch_unwind(AssertUnwindSafe(|| read_domain(task)));
+    let error = match outcome {
+        Ok(Ok(())) => return,
+        Ok(Err(error)) => error,
+        Err(payload) => {
+            let message = payload
+                .downcast_ref::<&str>()
+                .map(|text| text.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a panic without a message".to_string());
+            Error::ReaderPanicked { domain, message }
+        }
+    };
+    let _ = sender.send(Err(error));
+}
+
+/// Whether the reader should go on after sending.
+enum Flow {
+    Continue,
+    Disconnected,
+}
+
+/// Reads epoch after epoch. Returns `Ok` when the consumer disconnects.
+fn read_domain(task: ReaderTask) -> Result<()> {
+    let source = &task.source;
+    let mut packer = Packer::new(task.seq_len, source.eos_token);
+    let mut rows = DocumentRows::default();
+    let mut cursor = task.start;
+    let mut sent = 0u64;
+    let mut resume_offset = task.start.offset;
+
+    loop {
+        let units = epoch_units(task.seed, &source.name, cursor.epoch, &source.shards);
+        if units.is_empty() {
+            return Err(empty_domain(source, "every shard has zero rows"));
+        }
+        let full_epoch = cursor.unit == 0 && cursor.row == 0 && resume_offset == 0;
+        let mut produced = false;
+
+        for unit_index in cursor.unit as usize..units.len() {
+            let unit = units[unit_index];
+            let shard = &source.shards[unit.shard];
+            let first_row = if unit_index as u64 == cursor.unit { cursor.row } else { 0 };
+            cursor.unit = unit_index as u64;
+            cursor.row = first_row;
+
+            let reader = match shard.read_row_group(&source.name, unit.row_group) {
+                Ok(reader) => reader,
+                Err(error) if task.skip_bad_shards => {
+                    skip_row_group(source, &mut cursor, &error);
+                    continue;
+                }
+                Err(error) => return Err(error),
+            };
+
+            let mut row_base = 0u64;
+            for record_batch in reader {
+                let decoded = record_batch.map_err(|source_error| Error::Parquet {
+                    domain: source.name.clone(),
+                    path: shard.path.clone(),
+                    row_group: Some(unit.row_group),
+                    source: source_error.into(),
+                });
+                let record_batch = match decoded {
+                    Ok(batch) => batch,
+                    Err(error) if task.skip_bad_shards => {
+                        skip_row_group(source, &mut cursor, &error);
+                        break;
+                    }
+                    Err(error) => return Err(error),
+                };
+
+                let origin = BatchOrigin { domain: &source.name, path: &shard.path, row_group: unit.row_group, first_row: row_base as usize };
+                {
+                    let _permit = task.permits.acquire();
+                    match &source.reader {
+                        ColumnReader::Tokens { .. } => decode_tokens(record_batch.column(0), origin, &mut rows)?,
+                        ColumnReader::Text { tokenizer, .. } => decode_text(record_batch.column(0), tokenizer, origin, &mut rows)?,
+                    }
+                }
+
+                for index in 0..rows.len() {
+                    let row = row_base + index as u64;
+                    if row < first_row {
+                        continue;
+                    }
+                    cursor.row = row;
+                    let document = rows.document(index);
+                    if document.is_empty() {
+                        if rows.is_null(index) {
+                            cursor.null_rows += 1;
+                        }
+                        continue;
+                    }
+                    produced = true;
+
+                    let skip = std::mem::take(&mut resume_offset) as usize;
+                    let mut flow = Flow::Continue;
+                    packer.push(document, skip, |packed, consumed| {
+                        if matches!(flow, Flow::Disconnected) {
+                            return;
+                        }
+                        let end = DomainCursor { offset: consumed as u64, ..cursor };
+                        if task.sender.send(Ok(Sequence { packed, end })).is_err() {
+                            flow = Flow::Disconnected;
+                        }
+                        sent += 1;
+                        if task.panic_after.is_some_and(|limit| sent >= limit) {
+                            panic!("injected reader panic after {sent} sequences");
+                        }
+                    });
+                    if matches!(flow, Flow::Disconnected) {
+                        return Ok(());
+                    }
+                }
+                row_base += rows.len() as u64;
+            }
+        }
+
+        if full_epoch && !produced {
+            return Err(empty_domain(source, "every row is null or an empty document"));
+        }
+        cursor = DomainCursor { epoch: cursor.epoch + 1, unit: 0, row: 0, offset: 0, ..cursor };
+        resume_offset = 0;
+    }
+}
+
+fn skip_row_group(source: &DomainSource, cursor: &mut DomainCursor, error: &Error) {
+    cursor.skipped_row_groups += 1;
+    tracing::warn!(domain = %source.name, %error, skipped = cursor.skipped_row_groups, "skipping unreadable row group");
+}
+
+fn empty_domain(source: &DomainSource, reason: &str) -> Error {
+    let reason = if source.skipped.is_empty() {
+        reason.to_string()
+    } else {
+        format!("{reason} ({} unreadable shards were skipped)", source.skipped.len())
+    };
+    Error::EmptyDomain { domain: source.name.clone(), reason }
+}
