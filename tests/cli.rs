@@ -1,0 +1,132 @@
+//! The `chameleon` binary: stream on the committed fixtures, tokenize, save and resume.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use common::{fixtures, temp_dir};
+use serde_json::Value;
+
+fn chameleon(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_chameleon")).args(args).output().expect("the binary runs")
+}
+
+fn success(args: &[&str]) -> String {
+    let output = chameleon(args);
+    assert!(output.status.success(), "chameleon {args:?} failed:\n{}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8(output.stdout).unwrap()
+}
+
+fn stream_json(config: &Path, extra: &[&str]) -> Value {
+    let mut args = vec!["stream", "--config", config.to_str().unwrap(), "--json"];
+    args.extend_from_slice(extra);
+    serde_json::from_str(&success(&args)).unwrap()
+}
+
+#[test]
+fn stream_on_fixtures_reports_every_field() {
+    let summary = stream_json(&fixtures().join("mix.toml"), &["--steps", "20"]);
+    assert_eq!(summary["batches"], 20);
+    assert_eq!(summary["tokens"], 20 * 8 * 513);
+    assert_eq!(summary["digest"].as_str().unwrap().len(), 32);
+    assert!(summary["tokens_per_second"].as_f64().unwrap() > 0.0);
+    let domains = summary["domains"].as_array().unwrap();
+    assert_eq!(domains.len(), 6);
+    for domain in domains {
+        for field in ["name", "target_weight", "realized_share", "tokens", "epochs"] {
+            assert!(!domain[field].is_null(), "missing {field} in {domain}");
+        }
+    }
+}
+
+#[test]
+fn stream_digest_does_not_depend_on_threads() {
+    let config = fixtures().join("mix.toml");
+    let one = stream_json(&config, &["--steps", "15", "--threads", "1"]);
+    let four = stream_json(&config, &["--steps", "15", "--threads", "4"]);
+    assert_eq!(one["digest"], four["digest"]);
+}
+
+#[test]
+fn resume_continues_hashes_and_digest() {
+    let dir = temp_dir();
+    let config = fixtures().join("mix.toml");
+    let all_hashes = dir.path().join("all.tsv");
+    let first_hashes = dir.path().join("first.tsv");
+    let rest_hashes = dir.path().join("rest.tsv");
+    let state = dir.path().join("state.json");
+    stream_json(&config, &["--steps", "30", "--batch-hashes", all_hashes.to_str().unwrap()]);
+    stream_json(&config, &["--steps", "12", "--batch-hashes", first_hashes.to_str().unwrap(), "--save-state", state.to_str().unwrap()]);
+    let resumed = stream_json(&config, &["--steps", "18", "--resume", state.to_str().unwrap(), "--batch-hashes", rest_hashes.to_str().unwrap()]);
+
+    let all = std::fs::read_to_string(all_hashes).unwrap();
+    let joined = std::fs::read_to_string(first_hashes).unwrap() + &std::fs::read_to_string(rest_hashes).unwrap();
+    assert_eq!(all, joined);
+    assert!(all.lines().nth(12).unwrap().starts_with("12\t"));
+    assert_eq!(resumed["first_step"], 12);
+}
+
+#[test]
+fn tokenize_jsonl_then_stream_it() {
+    let dir = temp_dir();
+    let input = dir.path().join("input/web");
+    std::fs::create_dir_all(&input).unwrap();
+    let lines: Vec<String> = (0..50).map(|index| format!("{{\"doc_id\": \"web-{index}\", \"text\": \"Document number {index} talks about parquet.\"}}")).collect();
+    std::fs::write(input.join("part-0.jsonl"), lines.join("\n") + "\n").unwrap();
+    std::fs::write(input.join("part-1.jsonl"), "{\"doc_id\": \"x\", \"text\": null}\n{\"doc_id\": \"y\", \"text\": \"Hello world\"}\n").unwrap();
+    let output = dir.path().join("tokens");
+
+    let report: Value = serde_json::from_str(&success(&[
+        "tokenize", "--input", dir.path().join("input").to_str().unwrap(), "--output", output.to_str().unwrap(), "--tokenizer", "gpt2", "--json",
+    ]))
+    .unwrap();
+    assert_eq!(report["files"], 2);
+    assert_eq!(report["rows"], 52);
+    assert_eq!(report["null_rows"], 1);
+    let written: Vec<_> = std::fs::read_dir(output.join("web")).unwrap().map(|entry| entry.unwrap().file_name().into_string().unwrap()).collect();
+    let mut written = written;
+    written.sort();
+    assert_eq!(written, ["part-0.parquet", "part-1.parquet"], "no temporary file is left");
+
+    let config = dir.path().join("mix.toml");
+    std::fs::write(&config, "seq_len = 16\nbatch_size = 2\neos_token = 50256\n[[domains]]\nname = 'web'\npath = 'tokens/web'\nweight = 1\n").unwrap();
+    // 40 steps of 34 tokens pass the whole domain (about 600 tokens) at least once.
+    let summary = stream_json(&config, &["--steps", "40"]);
+    assert!(summary["domains"][0]["epochs"].as_u64().unwrap() >= 2);
+    assert!(summary["domains"][0]["null_rows"].as_u64().unwrap() >= 1, "{summary}");
+}
+
+#[test]
+fn tokenize_parquet_keeps_other_columns() {
+    let dir = temp_dir();
+    let input = dir.path().join("books");
+    std::fs::create_dir_all(&input).unwrap();
+    std::fs::copy(fixtures().join("domains/books/shard-00000.parquet"), input.join("shard-00000.parquet")).unwrap();
+    let output = dir.path().join("out");
+    success(&["tokenize", "--input", input.to_str().unwrap(), "--output", output.to_str().unwrap(), "--tokenizer", "gpt2"]);
+
+    let file = std::fs::File::open(output.join("shard-00000.parquet")).unwrap();
+    let builder = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file).unwrap();
+    let names: Vec<_> = builder.schema().fields().iter().map(|field| field.name().clone()).collect();
+    assert_eq!(names, ["tokens", "source", "doc_id"]);
+}
+
+#[test]
+fn tokenize_names_a_missing_text_column() {
+    let dir = temp_dir();
+    std::fs::write(dir.path().join("a.jsonl"), "{\"body\": \"hello\"}\n").unwrap();
+    let output = chameleon(&["tokenize", "--input", dir.path().join("a.jsonl").to_str().unwrap(), "--output", dir.path().join("out").to_str().unwrap(), "--tokenizer", "gpt2"]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("text column 'text' not found") && stderr.contains("[body]"), "{stderr}");
+    assert!(!dir.path().join("out/a.parquet").exists());
+}
+
+#[test]
+fn missing_config_is_a_clear_error() {
+    let output = chameleon(&["stream", "--config", "/nonexistent/mix.toml"]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("cannot read configuration file /nonexistent/mix.toml"), "{stderr}");
+}
