@@ -50,4 +50,4 @@ pub mod tokenize;
 pub use batch::{Batch, StreamDigest};
 pub use config::Config;
 pub use error::{Error, Result};
-pub use pipeline::{DomainStats, Loader, LoaderBuilder, LoaderState};
+pub use pipeline::{DomainStats, Loader, LoaderBuilder, LoaderState, Partition};

@@ -47,7 +47,19 @@ impl Sampler {
     ///
     /// [`Error::Weights`] when a weight is negative or not finite, or all are zero.
     pub fn new(seed: u64, weights: &[f64]) -> Result<Sampler> {
-        let rng = ChaCha8Rng::from_seed(derive_seed(seed, "sampler", &[]));
+        Sampler::for_rank(seed, 0, weights)
+    }
+
+    /// Makes the sampler of rank `rank`: each rank draws its own sequence of domains, and rank 0's
+    /// draws are those of [`Sampler::new`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Sampler::new`].
+    pub fn for_rank(seed: u64, rank: usize, weights: &[f64]) -> Result<Sampler> {
+        let rank_bytes = (rank as u64).to_le_bytes();
+        let parts: &[&[u8]] = if rank == 0 { &[] } else { &[&rank_bytes] };
+        let rng = ChaCha8Rng::from_seed(derive_seed(seed, "sampler", parts));
         let mut sampler = Sampler { rng, seed, cumulative: Vec::new(), last_positive: 0 };
         sampler.set_weights(weights)?;
         Ok(sampler)

@@ -130,3 +130,43 @@ fn missing_config_is_a_clear_error() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("cannot read configuration file /nonexistent/mix.toml"), "{stderr}");
 }
+
+#[test]
+fn kill_while_saving_keeps_a_whole_state() {
+    let dir = temp_dir();
+    let config = fixtures().join("mix.toml");
+    let config = config.to_str().unwrap();
+    let state = dir.path().join("state.json");
+    let seed = 77u64;
+    println!("kill delay seed {seed}");
+    let mut delays = [250u64, 500, 900];
+    delays.rotate_left((seed % 3) as usize);
+
+    for delay in delays {
+        // Save after every step, so a kill at any moment is likely to land inside a save.
+        let mut child = Command::new(env!("CARGO_BIN_EXE_chameleon"))
+            .args(["stream", "--config", config, "--steps", "1000000", "--save-state", state.to_str().unwrap(), "--save-every", "1"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(delay));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        if !state.exists() {
+            continue;
+        }
+
+        // The state file is whole, and resuming from it continues the uninterrupted stream.
+        let saved: chameleon::LoaderState = serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).expect("the state file is whole");
+        let step = saved.step;
+        let rest = dir.path().join("rest.tsv");
+        let all = dir.path().join("all.tsv");
+        success(&["stream", "--config", config, "--json", "--steps", "3", "--resume", state.to_str().unwrap(), "--batch-hashes", rest.to_str().unwrap()]);
+        success(&["stream", "--config", config, "--json", "--steps", &(step + 3).to_string(), "--batch-hashes", all.to_str().unwrap()]);
+        let all = std::fs::read_to_string(all).unwrap();
+        let tail: Vec<&str> = all.lines().skip(step as usize).collect();
+        assert_eq!(std::fs::read_to_string(rest).unwrap().lines().collect::<Vec<_>>(), tail, "kill after {delay} ms, state at step {step}");
+    }
+    assert!(state.exists(), "at least one run lived long enough to save a state");
+}

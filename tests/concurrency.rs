@@ -131,6 +131,6 @@ fn three_hundred_domains() {
         let stats = loader.stats();
         assert_eq!(stats.len(), 300);
         assert_eq!(stats.iter().map(|domain| domain.sequences).sum::<u64>(), 200 * 32);
-        assert_eq!(loader.state().cursors.len(), 300);
+        assert_eq!(loader.state().domains.len(), 300);
     });
 }

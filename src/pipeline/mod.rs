@@ -17,6 +17,7 @@
 
 mod order;
 pub mod reader;
+mod state;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -25,14 +26,15 @@ use std::thread::JoinHandle;
 use crossbeam_channel::Receiver;
 use serde::{Deserialize, Serialize};
 
-pub use order::{epoch_units, Unit};
+pub use order::{epoch_units, EpochPlan, Unit};
 use reader::{DomainCursor, Permits, ReaderTask, Sequence};
+pub use state::{DomainState, Fingerprint, LoaderState, Partition, STATE_FORMAT};
 
 use crate::batch::Batch;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::mixture::{self, DomainSummary, Mixture};
-use crate::sampler::{Sampler, SamplerState};
+use crate::sampler::Sampler;
 use crate::source::DomainSource;
 
 /// Builds a [`Loader`] with options that do not change the stream.
@@ -41,6 +43,7 @@ use crate::source::DomainSource;
 pub struct LoaderBuilder {
     config: Config,
     threads: Option<usize>,
+    partition: Option<Partition>,
     state: Option<LoaderState>,
     panic_after: Option<(String, u64)>,
 }
@@ -48,7 +51,14 @@ pub struct LoaderBuilder {
 impl LoaderBuilder {
     /// Starts a builder over a validated configuration.
     pub fn new(config: Config) -> LoaderBuilder {
-        LoaderBuilder { config, threads: None, state: None, panic_after: None }
+        LoaderBuilder { config, threads: None, partition: None, state: None, panic_after: None }
+    }
+
+    /// Reads rank `partition.rank` of `partition.world_size` (see [`Partition`]). Default:
+    /// [`Partition::from_env`], from `RANK` and `WORLD_SIZE`, else rank 0 of 1.
+    pub fn partition(mut self, partition: Partition) -> LoaderBuilder {
+        self.partition = Some(partition);
+        self
     }
 
     /// Decode parallelism: how many readers may decode at once. Default: the available cores.
@@ -82,6 +92,10 @@ impl LoaderBuilder {
     pub fn build(self) -> Result<Loader> {
         let config = self.config;
         config.validate()?;
+        let partition = match self.partition {
+            Some(partition) => Partition::new(partition.rank, partition.world_size)?,
+            None => Partition::from_env()?,
+        };
         let threads = self.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |cores| cores.get()));
 
         let mut tokenizers = HashMap::new();
@@ -100,17 +114,22 @@ impl LoaderBuilder {
         }
         tracing::info!(domains = sources.len(), policy = ?mixture.policy, weights = ?mixture.weights, "mixture computed");
 
-        let mut sampler = Sampler::new(config.seed, &mixture.weights)?;
-        let mut cursors = vec![DomainCursor::default(); sources.len()];
+        let names = Arc::new(sources.iter().map(|source| source.name.clone()).collect::<Vec<_>>());
+        let fingerprint = Fingerprint::new(&config, &sources, partition);
+        let mut sampler = Sampler::for_rank(config.seed, partition.rank, &mixture.weights)?;
+        let mut domains: Vec<DomainRuntime> = sources.into_iter().map(|source| DomainRuntime::new(source, DomainCursor::default())).collect();
         let mut step = 0;
         if let Some(state) = &self.state {
-            state.check_fits(&config)?;
+            state.check_fits(&fingerprint, &names)?;
             sampler.restore(state.sampler)?;
-            cursors = state.cursors.clone();
+            for (domain, saved) in domains.iter_mut().zip(&state.domains) {
+                domain.cursor = saved.cursor;
+                domain.tokens = saved.tokens;
+                domain.sequences = saved.sequences;
+            }
             step = state.step;
         }
 
-        let names = Arc::new(sources.iter().map(|source| source.name.clone()).collect::<Vec<_>>());
         let mut loader = Loader {
             seq_len: config.seq_len,
             batch_size: config.batch_size,
@@ -118,23 +137,22 @@ impl LoaderBuilder {
             prefetch_sequences: config.prefetch_sequences,
             skip_bad_shards: config.skip_bad_shards,
             permits: Permits::new(threads),
+            partition,
+            fingerprint,
             names,
-            domains: Vec::with_capacity(sources.len()),
+            domains,
             sampler,
             mixture,
             step,
             failed: false,
             panic_after: self.panic_after,
         };
-        for (source, cursor) in sources.into_iter().zip(cursors) {
-            loader.domains.push(DomainRuntime::new(source, cursor));
-        }
         for index in 0..loader.domains.len() {
             if loader.mixture.weights[index] > 0.0 {
                 loader.start_reader(index)?;
             }
         }
-        tracing::info!(threads, "loader started");
+        tracing::info!(threads, rank = partition.rank, world_size = partition.world_size, step, "loader started");
         Ok(loader)
     }
 }
@@ -167,6 +185,8 @@ pub struct Loader {
     prefetch_sequences: usize,
     skip_bad_shards: bool,
     permits: Permits,
+    partition: Partition,
+    fingerprint: Fingerprint,
     names: Arc<Vec<String>>,
     domains: Vec<DomainRuntime>,
     sampler: Sampler,
@@ -202,36 +222,6 @@ pub struct DomainStats {
     pub skipped_shards: u64,
     /// Row groups skipped because they were unreadable.
     pub skipped_row_groups: u64,
-}
-
-/// Everything needed to continue a stream exactly: small, and free of token data.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct LoaderState {
-    /// The next batch's step.
-    pub step: u64,
-    /// The configuration's seed.
-    pub seed: u64,
-    /// The domain names, in id order.
-    pub domains: Vec<String>,
-    /// The domain sampler's generator position.
-    pub sampler: SamplerState,
-    /// Per domain, the end of the last sequence the consumer took.
-    pub cursors: Vec<DomainCursor>,
-}
-
-impl LoaderState {
-    fn check_fits(&self, config: &Config) -> Result<()> {
-        if self.seed != config.seed {
-            return Err(Error::Resume { message: format!("seed differs: the state has {}, the configuration {}", self.seed, config.seed) });
-        }
-        let names: Vec<_> = config.domains.iter().map(|domain| domain.name.clone()).collect();
-        if self.domains != names || self.cursors.len() != names.len() {
-            return Err(Error::Resume {
-                message: format!("domains differ: the state has {:?}, the configuration {:?}", self.domains, names),
-            });
-        }
-        Ok(())
-    }
 }
 
 impl Loader {
@@ -285,12 +275,21 @@ impl Loader {
     /// The state after the last batch the consumer received, for [`LoaderBuilder::resume`].
     pub fn state(&self) -> LoaderState {
         LoaderState {
+            format: STATE_FORMAT,
             step: self.step,
-            seed: self.seed,
-            domains: self.names.to_vec(),
+            fingerprint: self.fingerprint.clone(),
             sampler: self.sampler.state(),
-            cursors: self.domains.iter().map(|domain| domain.cursor).collect(),
+            domains: self
+                .domains
+                .iter()
+                .map(|domain| DomainState { name: domain.source.name.clone(), cursor: domain.cursor, tokens: domain.tokens, sequences: domain.sequences })
+                .collect(),
         }
+    }
+
+    /// The rank and world size this loader reads for.
+    pub fn partition(&self) -> Partition {
+        self.partition
     }
 
     fn start_reader(&mut self, index: usize) -> Result<()> {
@@ -303,6 +302,7 @@ impl Loader {
             seq_len: self.seq_len,
             start: domain.cursor,
             skip_bad_shards: self.skip_bad_shards,
+            partition: self.partition,
             sender,
             permits: self.permits.clone(),
             panic_after,

@@ -5,10 +5,13 @@
 //! a pure function of those three, so a reader resumed at any epoch reads what an uninterrupted
 //! reader would have. Row groups with no rows are left out. The shuffle is a Fisher–Yates shuffle
 //! over this crate's own bounded draw, so it cannot change with a `rand` release.
+//!
+//! An [`EpochPlan`] adds the rank's share of that order (see [`Partition`]).
 
 use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use super::state::Partition;
 use crate::sampler::derive_seed;
 use crate::source::Shard;
 
@@ -34,6 +37,44 @@ pub fn epoch_units(seed: u64, domain: &str, epoch: u64, shards: &[Shard]) -> Vec
         units.extend(row_groups.into_iter().map(|row_group| Unit { shard, row_group }));
     }
     units
+}
+
+/// One epoch of a domain as one rank reads it.
+#[derive(Debug, Clone)]
+pub struct EpochPlan {
+    /// Every unit of the epoch, in the global order all ranks share.
+    pub units: Vec<Unit>,
+    partition: Partition,
+    /// Whether ranks split the epoch by whole units (there are at least as many units as ranks)
+    /// or by rows.
+    by_unit: bool,
+    /// The global row index of each unit's first row, for splitting by rows.
+    first_rows: Vec<u64>,
+}
+
+impl EpochPlan {
+    /// Plans epoch `epoch` of `domain` for `partition`.
+    pub fn new(seed: u64, domain: &str, epoch: u64, shards: &[Shard], partition: Partition) -> EpochPlan {
+        let units = epoch_units(seed, domain, epoch, shards);
+        let by_unit = units.len() >= partition.world_size;
+        let mut first_rows = Vec::with_capacity(units.len());
+        let mut rows = 0u64;
+        for unit in &units {
+            first_rows.push(rows);
+            rows += shards[unit.shard].row_group_rows(unit.row_group) as u64;
+        }
+        EpochPlan { units, partition, by_unit, first_rows }
+    }
+
+    /// Whether this rank reads anything of unit `index`.
+    pub fn reads_unit(&self, index: usize) -> bool {
+        !self.by_unit || index % self.partition.world_size == self.partition.rank
+    }
+
+    /// Whether this rank reads row `row` of unit `index` (given that it reads the unit).
+    pub fn reads_row(&self, index: usize, row: u64) -> bool {
+        self.by_unit || (self.first_rows[index] + row) % self.partition.world_size as u64 == self.partition.rank as u64
+    }
 }
 
 /// Shuffles `items` uniformly (Fisher–Yates).

@@ -12,7 +12,8 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use crossbeam_channel::{Receiver, Sender};
 use serde::{Deserialize, Serialize};
 
-use super::order::epoch_units;
+use super::order::EpochPlan;
+use super::state::Partition;
 use crate::error::{Error, Result};
 use crate::packer::{PackedSequence, Packer};
 use crate::source::{decode_text, decode_tokens, BatchOrigin, ColumnReader, DocumentRows, DomainSource};
@@ -94,6 +95,8 @@ pub struct ReaderTask {
     pub start: DomainCursor,
     /// Skip unreadable row groups instead of failing.
     pub skip_bad_shards: bool,
+    /// Which part of the domain this rank reads.
+    pub partition: Partition,
     /// Where the sequences go.
     pub sender: Sender<Result<Sequence>>,
     /// The shared decode permits.
@@ -139,7 +142,8 @@ fn read_domain(task: ReaderTask) -> Result<()> {
     let mut resume_offset = task.start.offset;
 
     loop {
-        let units = epoch_units(task.seed, &source.name, cursor.epoch, &source.shards);
+        let plan = EpochPlan::new(task.seed, &source.name, cursor.epoch, &source.shards, task.partition);
+        let units = &plan.units;
         if units.is_empty() {
             return Err(empty_domain(source, "every shard has zero rows"));
         }
@@ -147,6 +151,9 @@ fn read_domain(task: ReaderTask) -> Result<()> {
         let mut produced = false;
 
         for unit_index in cursor.unit as usize..units.len() {
+            if !plan.reads_unit(unit_index) {
+                continue;
+            }
             let unit = units[unit_index];
             let shard = &source.shards[unit.shard];
             let first_row = if unit_index as u64 == cursor.unit { cursor.row } else { 0 };
@@ -190,7 +197,7 @@ fn read_domain(task: ReaderTask) -> Result<()> {
 
                 for index in 0..rows.len() {
                     let row = row_base + index as u64;
-                    if row < first_row {
+                    if row < first_row || !plan.reads_row(unit_index, row) {
                         continue;
                     }
                     cursor.row = row;
@@ -227,7 +234,15 @@ fn read_domain(task: ReaderTask) -> Result<()> {
         }
 
         if full_epoch && !produced {
-            return Err(empty_domain(source, "every row is null or an empty document"));
+            let reason = if task.partition.world_size > 1 {
+                format!(
+                    "rank {} of {} got no document in a whole epoch; every row of its share is null or empty, or the domain has fewer documents than ranks",
+                    task.partition.rank, task.partition.world_size
+                )
+            } else {
+                "every row is null or an empty document".to_string()
+            };
+            return Err(empty_domain(source, &reason));
         }
         cursor = DomainCursor { epoch: cursor.epoch + 1, unit: 0, row: 0, offset: 0, ..cursor };
         resume_offset = 0;

@@ -114,6 +114,14 @@ impl DomainSource {
         Ok(DomainSource { name: domain.name.clone(), shards, skipped, reader, eos_token })
     }
 
+    /// How the domain's column becomes tokens, in words: the column and, for text, the tokenizer.
+    pub fn reader_description(&self) -> String {
+        match &self.reader {
+            ColumnReader::Tokens { column } => format!("token column '{column}'"),
+            ColumnReader::Text { column, tokenizer } => format!("text column '{column}' tokenized by '{}'", tokenizer.name()),
+        }
+    }
+
     /// Rows in all readable shards, null and empty rows included.
     pub fn num_rows(&self) -> u64 {
         self.shards.iter().map(Shard::num_rows).sum()

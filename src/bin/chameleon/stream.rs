@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use chameleon::batch::to_hex;
-use chameleon::{Config, Loader, LoaderState, StreamDigest};
+use chameleon::{Config, Loader, LoaderState, Partition, StreamDigest};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
@@ -33,9 +33,18 @@ pub struct StreamArgs {
     /// Write the loader state after the last step to this file (atomically).
     #[arg(long)]
     save_state: Option<PathBuf>,
+    /// Also write the state every N steps while streaming (with --save-state).
+    #[arg(long, requires = "save_state")]
+    save_every: Option<u64>,
     /// Continue from a state file written by --save-state.
     #[arg(long)]
     resume: Option<PathBuf>,
+    /// This process's rank. Default: the RANK environment variable, else 0.
+    #[arg(long, env = "RANK", requires = "world_size")]
+    rank: Option<usize>,
+    /// The number of ranks. Default: the WORLD_SIZE environment variable, else 1.
+    #[arg(long, env = "WORLD_SIZE", requires = "rank")]
+    world_size: Option<usize>,
 }
 
 #[derive(Debug, Serialize)]
@@ -69,6 +78,11 @@ pub fn run(args: StreamArgs) -> anyhow::Result<()> {
     if let Some(threads) = args.threads {
         builder = builder.threads(threads);
     }
+    let partition = match (args.rank, args.world_size) {
+        (Some(rank), Some(world_size)) => Partition::new(rank, world_size)?,
+        _ => Partition::default(),
+    };
+    builder = builder.partition(partition);
     if let Some(path) = &args.resume {
         let text = std::fs::read_to_string(path).with_context(|| format!("cannot read state file {}", path.display()))?;
         let state: LoaderState = serde_json::from_str(&text).with_context(|| format!("state file {} is not a valid loader state", path.display()))?;
@@ -99,6 +113,11 @@ pub fn run(args: StreamArgs) -> anyhow::Result<()> {
         tokens += batch.tokens.len() as u64;
         if let Some(out) = hashes.as_mut() {
             writeln!(out, "{}\t{}", batch.step, to_hex(&hash)).context("cannot write batch hashes")?;
+        }
+        if let (Some(path), Some(every)) = (&args.save_state, args.save_every) {
+            if every > 0 && (batch.step + 1) % every == 0 {
+                save_state(path, &loader.state())?;
+            }
         }
         progress.inc(1);
     }
