@@ -16,6 +16,7 @@
 //! - [`pipeline`]: reader threads, bounded channels, and the [`Loader`] iterator.
 //! - [`batch`]: the [`Batch`] handed to the trainer, and the stream digest.
 //! - [`tokenize`]: pre-tokenizing text shards into token shards.
+//! - [`watch`]: new domain folders that appear under a watched root during a run.
 //!
 //! # Example
 //!
@@ -46,6 +47,7 @@ pub mod pipeline;
 pub mod sampler;
 pub mod source;
 pub mod tokenize;
+pub mod watch;
 
 pub use batch::{Batch, StreamDigest};
 pub use config::Config;
