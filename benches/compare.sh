@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Runs `chameleon stream` and the peer loaders on the same token shards, in one run, and prints
+# tokens per second, peak memory and the ratios between them.
+#
+# Usage: benches/compare.sh ROOT [STEPS] [THREADS]
+#   ROOT     folder of domains: ROOT/<domain>/*.parquet with a `tokens` list column
+#   STEPS    batches of 8 x 2049 tokens for chameleon (default 2000)
+#   THREADS  chameleon's --threads (default: the available cores)
+# Environment:
+#   PEERS    folder with pyarrow_raw.py and hf_interleave.py (default: ../shared/peers beside the
+#            repository); a peer is skipped with a message when the folder, python3 or its
+#            packages are missing.
+#   CHAMELEON  the binary (default: target/release/chameleon, built if missing)
+set -euo pipefail
+
+root=${1:?usage: benches/compare.sh ROOT [STEPS] [THREADS]}
+steps=${2:-2000}
+threads=${3:-$(nproc)}
+here=$(cd "$(dirname "$0")/.." && pwd)
+peers=${PEERS:-$here/../shared/peers}
+chameleon=${CHAMELEON:-${CARGO_TARGET_DIR:-$here/target}/release/chameleon}
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+if [ ! -x "$chameleon" ]; then
+    (cd "$here" && cargo build --release --quiet)
+fi
+
+# One domain per folder, equal weights, the GPT-2 end-of-text token.
+config=$work/compare.toml
+printf 'seed = 1\nseq_len = 2048\nbatch_size = 8\neos_token = 50256\n' > "$config"
+for folder in "$root"/*/; do
+    name=$(basename "$folder")
+    printf '[[domains]]\nname = "%s"\npath = "%s"\nweight = 1.0\n' "$name" "${folder%/}" >> "$config"
+done
+
+peak_mb() { awk '/Maximum resident set size/ {printf "%.0f", $6 / 1024}' "$1"; }
+
+echo "machine: $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p'), $(date -u +%Y-%m-%d)"
+echo "data: $root ($(du -sh "$root" | cut -f1)), chameleon --steps $steps --threads $threads"
+
+/usr/bin/time -v "$chameleon" stream --config "$config" --steps "$steps" --threads "$threads" --json \
+    > "$work/chameleon.json" 2> "$work/chameleon.time"
+chameleon_rate=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["tokens_per_second"])' "$work/chameleon.json")
+chameleon_cpu=$(awk -F': ' '/User time/ {u=$2} /System time/ {s=$2} END {print u + s}' "$work/chameleon.time")
+chameleon_tokens=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["tokens"])' "$work/chameleon.json")
+printf 'chameleon      tokens/s %.4e  peak RSS %s MB  CPU-seconds per 1e9 tokens %.1f\n' \
+    "$chameleon_rate" "$(peak_mb "$work/chameleon.time")" \
+    "$(python3 -c "print($chameleon_cpu / $chameleon_tokens * 1e9)")"
+
+run_peer() {
+    local name=$1
+    shift
+    if [ ! -f "$peers/$name.py" ]; then
+        echo "$name: skipped, $peers/$name.py not found (set PEERS)"
+        return
+    fi
+    if ! /usr/bin/time -v python3 "$peers/$name.py" "$@" > "$work/$name.out" 2> "$work/$name.time"; then
+        echo "$name: skipped, it failed (missing python3 packages?): $(grep -m1 -E 'Error|error' "$work/$name.time" || true)"
+        return
+    fi
+    local rate
+    rate=$(sed -n 's/.*tokens_per_s=\([^ ]*\).*/\1/p' "$work/$name.out")
+    printf '%-14s tokens/s %.4e  peak RSS %s MB  chameleon / %s = %.1fx\n' \
+        "$name" "$rate" "$(peak_mb "$work/$name.time")" "$name" "$(python3 -c "print($chameleon_rate / $rate)")"
+}
+
+run_peer pyarrow_raw "$root"
+run_peer hf_interleave "$root" --limit 20000000
