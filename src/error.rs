@@ -2,6 +2,8 @@
 //!
 //! Every variant names the place the failure happened (domain, file, row group, row) as far as it
 //! is known, and its message says what was expected, what was found and what to do about it.
+//! The underlying error (I/O, parquet, TOML) is not repeated in the message: it is the
+//! [`std::error::Error::source`], which `{:#}` with `anyhow` or [`Error::chain`] prints after it.
 
 use std::path::PathBuf;
 
@@ -20,7 +22,7 @@ pub enum Error {
     },
 
     /// The configuration file could not be parsed as TOML.
-    #[error("cannot parse configuration file {path}: {source}")]
+    #[error("cannot parse configuration file {path}")]
     ConfigParse {
         /// The configuration file.
         path: PathBuf,
@@ -29,7 +31,7 @@ pub enum Error {
     },
 
     /// A file or folder could not be read or written.
-    #[error("{action} {path}: {source}")]
+    #[error("{action} {path}")]
     Io {
         /// What was being done, for example "cannot open shard".
         action: &'static str,
@@ -51,7 +53,7 @@ pub enum Error {
     },
 
     /// A shard is not valid parquet, or a row group of it cannot be decoded.
-    #[error("domain '{domain}': shard {path}{}: {source}; the file is truncated or corrupt, rewrite it or set skip_bad_shards = true to skip it", row_group.map(|g| format!(", row group {g}")).unwrap_or_default())]
+    #[error("domain '{domain}': shard {path}{}: the file is truncated or corrupt; rewrite it or set skip_bad_shards = true to skip it", row_group.map(|g| format!(", row group {g}")).unwrap_or_default())]
     Parquet {
         /// The domain.
         domain: String,
@@ -149,6 +151,18 @@ pub enum Error {
 }
 
 impl Error {
+    /// The message followed by every underlying cause, separated by `: `.
+    pub fn chain(&self) -> String {
+        let mut text = self.to_string();
+        let mut source = std::error::Error::source(self);
+        while let Some(cause) = source {
+            text.push_str(": ");
+            text.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        text
+    }
+
     /// Builds an [`Error::Config`].
     pub(crate) fn config(message: impl Into<String>) -> Self {
         Error::Config { message: message.into() }

@@ -135,7 +135,8 @@ pub fn tokenize_file(job: &TokenizeJob, tokenizer: &Tokenizer, options: &Tokeniz
     let folder = job.output.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(folder).map_err(|source| Error::io("cannot create output folder", folder, source))?;
     let file_name = job.output.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default();
-    let temporary = folder.join(format!(".{file_name}.tmp"));
+    // The process id keeps two runs writing the same output from sharing a temporary file.
+    let temporary = folder.join(format!(".{file_name}.{}.tmp", std::process::id()));
 
     let result = write_shard(batches, &temporary, job, tokenizer, options, on_rows);
     if result.is_err() {

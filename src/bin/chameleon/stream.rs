@@ -191,7 +191,7 @@ fn print_table(summary: &Summary) {
 fn save_state(path: &Path, state: &LoaderState) -> anyhow::Result<()> {
     let folder = path.parent().filter(|parent| !parent.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let name = path.file_name().context("the state path has no file name")?.to_string_lossy();
-    let temporary = folder.join(format!(".{name}.tmp"));
+    let temporary = folder.join(format!(".{name}.{}.tmp", std::process::id()));
     let mut file = File::create(&temporary).with_context(|| format!("cannot create {}", temporary.display()))?;
     serde_json::to_writer_pretty(&mut file, state)?;
     file.write_all(b"\n")?;
