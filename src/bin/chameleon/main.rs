@@ -2,6 +2,8 @@
 
 use clap::{Parser, Subcommand};
 
+mod weights;
+
 /// Streaming data loader for language-model training with built-in domain reweighting.
 #[derive(Debug, Parser)]
 #[command(version, about)]
@@ -11,9 +13,14 @@ struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-enum Command {}
+enum Command {
+    /// Compute Chameleon leverage scores and mixture weights from domain embeddings.
+    Weights(weights::WeightsArgs),
+}
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    match cli.command {}
+    match cli.command {
+        Command::Weights(args) => weights::run(args),
+    }
 }
