@@ -140,6 +140,61 @@ pub enum Error {
         message: String,
     },
 
+    /// A domain's embedding contains NaN or an infinity.
+    #[error("domain '{domain}': embedding {} column {column} is {value}; embeddings must be finite, so fix or drop that row", row.map(|r| format!("row {r},")).unwrap_or_default())]
+    NonFiniteEmbedding {
+        /// The domain.
+        domain: String,
+        /// The row in the domain's embedding file, or `None` for the domain embedding itself.
+        row: Option<usize>,
+        /// The column (dimension index) of the value.
+        column: usize,
+        /// The value found.
+        value: f64,
+    },
+
+    /// Two domains' embeddings have different dimensions.
+    #[error("domain '{domain}' has an embedding of dimension {dimension} but domain '{other_domain}' has dimension {other_dimension}; embed every domain with the same model")]
+    EmbeddingDimension {
+        /// The domain whose dimension differs from the first domain's.
+        domain: String,
+        /// Its dimension.
+        dimension: usize,
+        /// The first domain.
+        other_domain: String,
+        /// The first domain's dimension.
+        other_dimension: usize,
+    },
+
+    /// A domain has no embedding, although its policy needs one.
+    #[error("domain '{domain}' has no embedding; {hint}")]
+    MissingEmbedding {
+        /// The domain.
+        domain: String,
+        /// Where the embedding was expected and what to do.
+        hint: String,
+    },
+
+    /// A domain has no documents with tokens to embed.
+    #[error("domain '{domain}': none of its {documents} sampled documents has a token, so it cannot be embedded; add data or remove the domain")]
+    NoDocumentsToEmbed {
+        /// The domain.
+        domain: String,
+        /// The number of documents that were offered, all empty.
+        documents: usize,
+    },
+
+    /// A numeric mixture parameter is out of range.
+    #[error("invalid mixture parameter: {key} = {value}; {expected}")]
+    MixtureParameter {
+        /// The configuration key, for example `lambda`.
+        key: &'static str,
+        /// The value given.
+        value: f64,
+        /// The allowed range.
+        expected: String,
+    },
+
     /// An input record (a JSON line, an embedding file) is malformed.
     #[error("{path}: {message}")]
     Input {

@@ -2,6 +2,7 @@
 
 mod stream;
 mod tokenize;
+mod weights;
 
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
@@ -25,6 +26,8 @@ enum Command {
     Stream(stream::StreamArgs),
     /// Pre-tokenize text parquet or JSONL files into token shards.
     Tokenize(tokenize::TokenizeArgs),
+    /// Compute Chameleon leverage scores and mixture weights from domain embeddings.
+    Weights(weights::WeightsArgs),
 }
 
 fn main() {
@@ -34,6 +37,7 @@ fn main() {
     let outcome = match cli.command {
         Command::Stream(args) => stream::run(args),
         Command::Tokenize(args) => tokenize::run(args),
+        Command::Weights(args) => weights::run(args),
     };
     if let Err(error) = outcome {
         eprintln!("error: {error:#}");
