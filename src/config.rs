@@ -62,6 +62,60 @@ pub struct Config {
     /// How the weights are chosen. Default: the static policy.
     #[serde(default)]
     pub mixture: MixtureConfig,
+    /// A folder watched for new domains during the run. Default: none.
+    #[serde(default)]
+    pub watch: Option<WatchConfig>,
+}
+
+/// The `[watch]` table: a root folder whose new subfolders become domains during the run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WatchConfig {
+    /// The watched folder; each new subfolder holding complete parquet shards becomes a domain
+    /// named after it. Relative to the configuration file.
+    pub root: PathBuf,
+    /// Milliseconds between two looks at the folder. Default: 1000.
+    #[serde(default = "default_poll_interval_ms")]
+    pub poll_interval_ms: u64,
+    /// Static weight of new domains (used by the static policy).
+    #[serde(default)]
+    pub weight: Option<f64>,
+    /// Token column of new domains. Default: `tokens`.
+    #[serde(default)]
+    pub column: Option<String>,
+    /// Text column of new domains, tokenized on the fly.
+    #[serde(default)]
+    pub text_column: Option<String>,
+    /// Tokenizer of new text domains. Default: the top-level `tokenizer`.
+    #[serde(default)]
+    pub tokenizer: Option<String>,
+    /// End-of-document token of new domains. Default: the top-level `eos_token`.
+    #[serde(default)]
+    pub eos_token: Option<u32>,
+}
+
+fn default_poll_interval_ms() -> u64 {
+    1000
+}
+
+impl WatchConfig {
+    /// A watch of `root` with every other key at its default.
+    pub fn new(root: impl Into<PathBuf>) -> WatchConfig {
+        WatchConfig { root: root.into(), poll_interval_ms: default_poll_interval_ms(), weight: None, column: None, text_column: None, tokenizer: None, eos_token: None }
+    }
+
+    /// The configuration of the domain a new subfolder becomes.
+    pub fn domain(&self, name: &str, path: &Path) -> DomainConfig {
+        DomainConfig {
+            name: name.to_string(),
+            path: path.to_path_buf(),
+            weight: self.weight,
+            column: self.column.clone(),
+            text_column: self.text_column.clone(),
+            tokenizer: self.tokenizer.clone(),
+            eos_token: self.eos_token,
+        }
+    }
 }
 
 fn default_prefetch_sequences() -> usize {
@@ -175,6 +229,16 @@ impl Config {
         if let Some(tokenizer) = &self.tokenizer {
             self.tokenizer = Some(resolve_tokenizer(tokenizer, base));
         }
+        if let Some(watch) = &mut self.watch {
+            if watch.root.is_relative() {
+                watch.root = base.join(&watch.root);
+            }
+        }
+        if let Some(embeddings) = &self.mixture.embeddings {
+            if embeddings != "hashed" && Path::new(embeddings).is_relative() {
+                self.mixture.embeddings = Some(base.join(embeddings).to_string_lossy().into_owned());
+            }
+        }
         for domain in &mut self.domains {
             if let Some(tokenizer) = &domain.tokenizer {
                 domain.tokenizer = Some(resolve_tokenizer(tokenizer, base));
@@ -255,8 +319,8 @@ mod tests {
 
     #[test]
     fn unknown_key_is_rejected() {
-        let error = parse(&format!("{HEADER}seq_length = 3\n[[domains]]\nname = 'a'\npath = 'a'\n")).unwrap_err();
-        assert!(error.to_string().contains("seq_length"), "{error}");
+        let error = parse(&format!("{HEADER}seq_length = 3\n[[domains]]\nname = 'a'\npath = 'a'\n")).unwrap_err().chain();
+        assert!(error.contains("seq_length"), "{error}");
     }
 
     #[test]

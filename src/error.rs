@@ -133,6 +133,10 @@ pub enum Error {
         message: String,
     },
 
+    /// The loader behind a mixture handle is gone.
+    #[error("the loader was dropped; mixture changes need a running loader")]
+    LoaderClosed,
+
     /// A saved loader state does not fit the configuration it is resumed with.
     #[error("cannot resume: {message}")]
     Resume {

@@ -25,6 +25,8 @@ use crate::error::{Error, Result};
 pub struct Sampler {
     rng: ChaCha8Rng,
     seed: u64,
+    /// The weights last given.
+    weights: Vec<f64>,
     /// `cumulative[i]` is the sum of the normalised weights of domains 0..=i.
     cumulative: Vec<f64>,
     /// The last domain with a positive weight, drawn when rounding puts a draw past the end.
@@ -60,7 +62,7 @@ impl Sampler {
         let rank_bytes = (rank as u64).to_le_bytes();
         let parts: &[&[u8]] = if rank == 0 { &[] } else { &[&rank_bytes] };
         let rng = ChaCha8Rng::from_seed(derive_seed(seed, "sampler", parts));
-        let mut sampler = Sampler { rng, seed, cumulative: Vec::new(), last_positive: 0 };
+        let mut sampler = Sampler { rng, seed, weights: Vec::new(), cumulative: Vec::new(), last_positive: 0 };
         sampler.set_weights(weights)?;
         Ok(sampler)
     }
@@ -88,7 +90,13 @@ impl Sampler {
             })
             .collect();
         self.last_positive = weights.iter().rposition(|&weight| weight > 0.0).expect("the total is positive, so one weight is");
+        self.weights = weights.to_vec();
         Ok(())
+    }
+
+    /// The weights last given, as given.
+    pub fn weights(&self) -> &[f64] {
+        &self.weights
     }
 
     /// Draws a domain index; domain `i` comes with probability `weights[i] / sum(weights)`.

@@ -205,3 +205,58 @@ mod tests {
         assert!(watcher.poll().unwrap().is_empty());
     }
 }
+
+/// A thread that polls a watched folder and adds each complete new subfolder to a loader's
+/// mixture through its handle. Dropping it stops the thread.
+#[derive(Debug)]
+pub struct WatcherThread {
+    stop: Option<crossbeam_channel::Sender<()>>,
+    worker: Option<std::thread::JoinHandle<()>>,
+}
+
+impl WatcherThread {
+    /// Starts watching `watch.root`; subfolders named in `known` are never added.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] when the root is not a readable folder or the thread cannot start.
+    pub fn spawn(watch: crate::config::WatchConfig, known: Vec<String>, handle: crate::pipeline::MixtureHandle) -> Result<WatcherThread> {
+        let mut watcher = FolderWatcher::new(&watch.root, known);
+        watcher.poll()?;
+        let (stop, stopped) = crossbeam_channel::bounded::<()>(0);
+        let interval = std::time::Duration::from_millis(watch.poll_interval_ms.max(1));
+        let root = watch.root.clone();
+        let worker = std::thread::Builder::new()
+            .name("chameleon-watcher".into())
+            .spawn(move || {
+                // A message or a disconnect on `stopped` ends the loop; a timeout is a poll.
+                while let Err(crossbeam_channel::RecvTimeoutError::Timeout) = stopped.recv_timeout(interval) {
+                    let ready = match watcher.poll() {
+                        Ok(ready) => ready,
+                        Err(error) => {
+                            tracing::warn!(%error, "cannot poll the watched folder; trying again at the next poll");
+                            continue;
+                        }
+                    };
+                    for domain in ready {
+                        tracing::info!(domain = %domain.name, shards = domain.shards.len(), "new domain folder is complete");
+                        let spec = crate::pipeline::DomainSpec { config: watch.domain(&domain.name, &domain.path), embedding: crate::pipeline::EmbeddingInput::Hashed };
+                        if handle.add_domain(spec).is_err() {
+                            return;
+                        }
+                    }
+                }
+            })
+            .map_err(|source| Error::io("cannot start the watcher thread for", root, source))?;
+        Ok(WatcherThread { stop: Some(stop), worker: Some(worker) })
+    }
+}
+
+impl Drop for WatcherThread {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(worker) = self.worker.take() {
+            let _ = worker.join();
+        }
+    }
+}

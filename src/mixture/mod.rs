@@ -40,6 +40,7 @@
 pub mod embedder;
 pub mod embeddings;
 pub mod leverage;
+pub mod online;
 pub mod policy;
 
 use std::path::PathBuf;
@@ -96,6 +97,16 @@ pub struct MixtureConfig {
     /// The dimension of the hashed embedder's embeddings. Default: 256.
     #[serde(default = "default_embed_dimension")]
     pub embed_dimension: usize,
+    /// For `online-exp3`: the policy whose weights are the bandit's prior. Default: uniform.
+    #[serde(default)]
+    pub prior: Option<PolicyName>,
+    /// For `online-exp3`: the smoothing `α` of the reward estimates, in [0, 1). Default: 0.9.
+    #[serde(default)]
+    pub smoothing: Option<f64>,
+    /// Batches over which a mid-run change moves the weights from the old to the new ones;
+    /// 0 (the default) switches at once.
+    #[serde(default)]
+    pub ramp_steps: u64,
 }
 
 impl Default for MixtureConfig {
@@ -111,6 +122,9 @@ impl Default for MixtureConfig {
             max_epochs: None,
             embed_documents: DEFAULT_EMBED_DOCUMENTS,
             embed_dimension: embedder::HashedEmbedder::DEFAULT_DIMENSION,
+            prior: None,
+            smoothing: None,
+            ramp_steps: 0,
         }
     }
 }
@@ -155,7 +169,7 @@ impl MixtureConfig {
             PolicyName::ChameleonPretrain => DEFAULT_PRETRAIN_TEMPERATURE,
             PolicyName::ChameleonFinetune => DEFAULT_FINETUNE_TEMPERATURE,
             PolicyName::Temperature => DEFAULT_SAMPLING_TEMPERATURE,
-            PolicyName::Static | PolicyName::Proportional | PolicyName::Unimax => return self.temperature,
+            PolicyName::Static | PolicyName::Proportional | PolicyName::Unimax | PolicyName::OnlineExp3 => return self.temperature,
         };
         Some(self.temperature.unwrap_or(default))
     }
@@ -179,6 +193,14 @@ impl MixtureConfig {
         }
         if self.embed_dimension == 0 {
             return Err(Error::MixtureParameter { key: "embed_dimension", value: 0.0, expected: "the embedding dimension must be at least 1 (default 256)".into() });
+        }
+        if let Some(smoothing) = self.smoothing {
+            if !(0.0..1.0).contains(&smoothing) {
+                return Err(Error::MixtureParameter { key: "smoothing", value: smoothing, expected: "the smoothing of online rewards must be in [0, 1) (default 0.9)".into() });
+            }
+        }
+        if self.prior == Some(PolicyName::OnlineExp3) {
+            return Err(Error::config("the prior of online-exp3 must be another policy, such as chameleon-pretrain"));
         }
         if self.policy == PolicyName::Unimax {
             if self.budget_tokens.is_none() {
@@ -210,6 +232,8 @@ pub enum PolicyName {
     ChameleonPretrain,
     /// Chameleon finetuning weights, `softmax(S_i / T)` over leverage scores `S_i`.
     ChameleonFinetune,
+    /// The Online Data Mixing bandit over reported training losses; see [`online`].
+    OnlineExp3,
 }
 
 impl PolicyName {
@@ -222,6 +246,7 @@ impl PolicyName {
             PolicyName::Unimax => "unimax",
             PolicyName::ChameleonPretrain => "chameleon-pretrain",
             PolicyName::ChameleonFinetune => "chameleon-finetune",
+            PolicyName::OnlineExp3 => "online-exp3",
         }
     }
 }
@@ -297,6 +322,8 @@ pub fn compute(config: &MixtureConfig, domains: &[DomainSummary<'_>]) -> Result<
     let mut effective_dimension = None;
     let weights = match config.policy {
         PolicyName::Static => static_weights(domains)?,
+        // Before any loss is reported the bandit explores uniformly; the loader runs the bandit.
+        PolicyName::OnlineExp3 => vec![1.0 / domains.len() as f64; domains.len()],
         PolicyName::Proportional => policy::proportional(&names, &token_counts(domains, config.policy)?)?,
         PolicyName::Temperature => {
             let temperature = config.temperature().unwrap_or(DEFAULT_SAMPLING_TEMPERATURE);

@@ -15,17 +15,25 @@
 //! Dropping the loader disconnects every channel and joins the readers. A reader's error or panic
 //! reaches the consumer as an `Err` from [`Loader::next`], after which the loader yields nothing.
 
+mod builder;
+mod changes;
+mod domains;
+mod handle;
+mod mixing;
 mod order;
 pub mod reader;
 mod state;
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-use crossbeam_channel::Receiver;
+use crossbeam_channel::{Receiver, Sender};
 use serde::{Deserialize, Serialize};
 
+pub use builder::LoaderBuilder;
+pub use handle::{ChangeTicket, DomainSpec, EmbeddingInput, MixtureHandle};
+pub use mixing::{MixtureDomain, MixtureRuntime, MixtureVersion};
 pub use order::{epoch_units, EpochPlan, Unit};
 use reader::{DomainCursor, Permits, ReaderTask, Sequence};
 pub use state::{DomainState, Fingerprint, LoaderState, Partition, STATE_FORMAT};
@@ -33,129 +41,8 @@ pub use state::{DomainState, Fingerprint, LoaderState, Partition, STATE_FORMAT};
 use crate::batch::Batch;
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::mixture::{self, DomainSummary, Mixture};
 use crate::sampler::Sampler;
-use crate::source::DomainSource;
-
-/// Builds a [`Loader`] with options that do not change the stream.
-#[derive(Debug, Clone)]
-#[must_use]
-pub struct LoaderBuilder {
-    config: Config,
-    threads: Option<usize>,
-    partition: Option<Partition>,
-    state: Option<LoaderState>,
-    panic_after: Option<(String, u64)>,
-}
-
-impl LoaderBuilder {
-    /// Starts a builder over a validated configuration.
-    pub fn new(config: Config) -> LoaderBuilder {
-        LoaderBuilder { config, threads: None, partition: None, state: None, panic_after: None }
-    }
-
-    /// Reads rank `partition.rank` of `partition.world_size` (see [`Partition`]). Default:
-    /// [`Partition::from_env`], from `RANK` and `WORLD_SIZE`, else rank 0 of 1.
-    pub fn partition(mut self, partition: Partition) -> LoaderBuilder {
-        self.partition = Some(partition);
-        self
-    }
-
-    /// Decode parallelism: how many readers may decode at once. Default: the available cores.
-    /// The batches are the same whatever this is.
-    pub fn threads(mut self, threads: usize) -> LoaderBuilder {
-        self.threads = Some(threads.max(1));
-        self
-    }
-
-    /// Continues from a state saved by [`Loader::state`].
-    pub fn resume(mut self, state: LoaderState) -> LoaderBuilder {
-        self.state = Some(state);
-        self
-    }
-
-    /// Fault injection for tests: the reader of `domain` panics after sending `sequences`
-    /// sequences.
-    #[doc(hidden)]
-    pub fn inject_reader_panic(mut self, domain: &str, sequences: u64) -> LoaderBuilder {
-        self.panic_after = Some((domain.to_string(), sequences));
-        self
-    }
-
-    /// Opens every domain, computes the mixture and starts the readers.
-    ///
-    /// # Errors
-    ///
-    /// Configuration, shard and schema errors from opening the domains ([`DomainSource::open`]),
-    /// [`Error::Weights`] for unusable weights, [`Error::EmptyDomain`] for a domain with a
-    /// positive weight and no rows, and [`Error::Resume`] for a state that does not fit.
-    pub fn build(self) -> Result<Loader> {
-        let config = self.config;
-        config.validate()?;
-        let partition = match self.partition {
-            Some(partition) => Partition::new(partition.rank, partition.world_size)?,
-            None => Partition::from_env()?,
-        };
-        let threads = self.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |cores| cores.get()));
-
-        let mut tokenizers = HashMap::new();
-        let mut sources = Vec::with_capacity(config.domains.len());
-        for index in 0..config.domains.len() {
-            sources.push(DomainSource::open(&config, index, &mut tokenizers)?);
-        }
-
-        let summaries: Vec<_> = config.domains.iter().map(|domain| DomainSummary { name: &domain.name, weight: domain.weight }).collect();
-        let mixture = mixture::compute(&config.mixture, &summaries)?;
-        for (source, weight) in sources.iter().zip(&mixture.weights) {
-            if *weight > 0.0 && source.num_rows() == 0 {
-                let reason = if source.shards.is_empty() { "every shard is unreadable" } else { "every shard has zero rows" };
-                return Err(Error::EmptyDomain { domain: source.name.clone(), reason: reason.to_string() });
-            }
-        }
-        tracing::info!(domains = sources.len(), policy = ?mixture.policy, weights = ?mixture.weights, "mixture computed");
-
-        let names = Arc::new(sources.iter().map(|source| source.name.clone()).collect::<Vec<_>>());
-        let fingerprint = Fingerprint::new(&config, &sources, partition);
-        let mut sampler = Sampler::for_rank(config.seed, partition.rank, &mixture.weights)?;
-        let mut domains: Vec<DomainRuntime> = sources.into_iter().map(|source| DomainRuntime::new(source, DomainCursor::default())).collect();
-        let mut step = 0;
-        if let Some(state) = &self.state {
-            state.check_fits(&fingerprint, &names)?;
-            sampler.restore(state.sampler)?;
-            for (domain, saved) in domains.iter_mut().zip(&state.domains) {
-                domain.cursor = saved.cursor;
-                domain.tokens = saved.tokens;
-                domain.sequences = saved.sequences;
-            }
-            step = state.step;
-        }
-
-        let mut loader = Loader {
-            seq_len: config.seq_len,
-            batch_size: config.batch_size,
-            seed: config.seed,
-            prefetch_sequences: config.prefetch_sequences,
-            skip_bad_shards: config.skip_bad_shards,
-            permits: Permits::new(threads),
-            partition,
-            fingerprint,
-            names,
-            domains,
-            sampler,
-            mixture,
-            step,
-            failed: false,
-            panic_after: self.panic_after,
-        };
-        for index in 0..loader.domains.len() {
-            if loader.mixture.weights[index] > 0.0 {
-                loader.start_reader(index)?;
-            }
-        }
-        tracing::info!(threads, rank = partition.rank, world_size = partition.world_size, step, "loader started");
-        Ok(loader)
-    }
-}
+use crate::source::{DomainSource, Tokenizer};
 
 /// One domain's reader, channel and counts, as the consumer sees them.
 struct DomainRuntime {
@@ -179,21 +66,27 @@ impl DomainRuntime {
 /// An `Iterator<Item = Result<Batch>>` that never ends by itself: domains start a new epoch when
 /// they run out. Take as many batches as the run needs.
 pub struct Loader {
-    seq_len: usize,
-    batch_size: usize,
-    seed: u64,
-    prefetch_sequences: usize,
-    skip_bad_shards: bool,
+    /// The configuration, with the domains added during the run appended.
+    config: Config,
     permits: Permits,
     partition: Partition,
+    /// The fingerprint of the configuration the run started from.
     fingerprint: Fingerprint,
     names: Arc<Vec<String>>,
     domains: Vec<DomainRuntime>,
     sampler: Sampler,
-    mixture: Mixture,
+    mixture: MixtureRuntime,
+    /// Domains added through a handle, in order, for the state.
+    added: Vec<DomainSpec>,
+    tokenizers: HashMap<String, Arc<Tokenizer>>,
+    messages: Receiver<handle::Message>,
+    handle_sender: Sender<handle::Message>,
+    view: Arc<Mutex<handle::SharedView>>,
     step: u64,
     failed: bool,
     panic_after: Option<(String, u64)>,
+    /// The thread watching `[watch] root`, when set.
+    watcher: Option<crate::watch::WatcherThread>,
 }
 
 impl std::fmt::Debug for Loader {
@@ -239,9 +132,20 @@ impl Loader {
         LoaderBuilder::new(config)
     }
 
-    /// The mixture the sampler draws from.
-    pub fn mixture(&self) -> &Mixture {
-        &self.mixture
+    /// The current mixture version: domains, weights, policy and scores.
+    pub fn mixture(&self) -> &MixtureVersion {
+        self.mixture.current()
+    }
+
+    /// Every mixture version so far, oldest first.
+    pub fn mixture_versions(&self) -> &[MixtureVersion] {
+        &self.mixture.versions
+    }
+
+    /// A handle that changes this loader's mixture from any thread; changes apply at the next
+    /// batch boundary.
+    pub fn handle(&self) -> MixtureHandle {
+        MixtureHandle { sender: self.handle_sender.clone(), view: Arc::clone(&self.view) }
     }
 
     /// Domain names, in id order.
@@ -258,10 +162,10 @@ impl Loader {
     pub fn stats(&self) -> Vec<DomainStats> {
         self.domains
             .iter()
-            .zip(&self.mixture.weights)
+            .zip(self.mixture.weights_at(self.step))
             .map(|(domain, weight)| DomainStats {
                 name: domain.source.name.clone(),
-                target_weight: *weight,
+                target_weight: weight,
                 tokens: domain.tokens,
                 sequences: domain.sequences,
                 epochs: if domain.sequences == 0 { 0 } else { domain.cursor.epoch + 1 },
@@ -284,6 +188,8 @@ impl Loader {
                 .iter()
                 .map(|domain| DomainState { name: domain.source.name.clone(), cursor: domain.cursor, tokens: domain.tokens, sequences: domain.sequences })
                 .collect(),
+            mixture: self.mixture.clone(),
+            added_domains: self.added.clone(),
         }
     }
 
@@ -292,16 +198,27 @@ impl Loader {
         self.partition
     }
 
+    /// Starts the reader of every domain with a positive weight now.
+    fn start_positive_readers(&mut self) -> Result<()> {
+        let weights = self.mixture.weights_at(self.step);
+        for index in 0..self.domains.len() {
+            if weights[index] > 0.0 && self.domains[index].receiver.is_none() {
+                self.start_reader(index)?;
+            }
+        }
+        Ok(())
+    }
+
     fn start_reader(&mut self, index: usize) -> Result<()> {
-        let (sender, receiver) = crossbeam_channel::bounded(self.prefetch_sequences);
+        let (sender, receiver) = crossbeam_channel::bounded(self.config.prefetch_sequences);
         let domain = &mut self.domains[index];
         let panic_after = self.panic_after.as_ref().filter(|(name, _)| *name == domain.source.name).map(|(_, count)| *count);
         let task = ReaderTask {
             source: domain.source.clone(),
-            seed: self.seed,
-            seq_len: self.seq_len,
+            seed: self.config.seed,
+            seq_len: self.config.seq_len,
             start: domain.cursor,
-            skip_bad_shards: self.skip_bad_shards,
+            skip_bad_shards: self.config.skip_bad_shards,
             partition: self.partition,
             sender,
             permits: self.permits.clone(),
@@ -337,15 +254,29 @@ impl Loader {
         }
     }
 
+    /// Applies pending mixture changes and sets the sampler's weights for this step.
+    fn prepare_step(&mut self) -> Result<()> {
+        if !self.messages.is_empty() {
+            self.apply_requests();
+        }
+        let weights = self.mixture.weights_at(self.step);
+        if weights != self.sampler.weights() {
+            self.sampler.set_weights(&weights)?;
+        }
+        Ok(())
+    }
+
     fn next_batch(&mut self) -> Result<Batch> {
-        let width = self.seq_len + 1;
-        let mut tokens = Vec::with_capacity(self.batch_size * width);
-        let mut domains = Vec::with_capacity(self.batch_size);
+        self.prepare_step()?;
+        let (seq_len, batch_size) = (self.config.seq_len, self.config.batch_size);
+        let width = seq_len + 1;
+        let mut tokens = Vec::with_capacity(batch_size * width);
+        let mut domains = Vec::with_capacity(batch_size);
         let mut doc_starts = Vec::new();
-        let mut doc_start_offsets = Vec::with_capacity(self.batch_size + 1);
+        let mut doc_start_offsets = Vec::with_capacity(batch_size + 1);
         doc_start_offsets.push(0);
 
-        for _ in 0..self.batch_size {
+        for _ in 0..batch_size {
             let index = self.sampler.draw();
             let sequence = self.next_sequence(index)?;
             tokens.extend_from_slice(&sequence.packed.tokens);
@@ -359,12 +290,13 @@ impl Loader {
             domain.sequences += 1;
         }
 
-        let batch = Batch { step: self.step, seq_len: self.seq_len, tokens, domains, doc_starts, doc_start_offsets, domain_names: Arc::clone(&self.names) };
+        let batch = Batch { step: self.step, seq_len, tokens, domains, doc_starts, doc_start_offsets, domain_names: Arc::clone(&self.names) };
         self.step += 1;
         Ok(batch)
     }
 
     fn shut_down(&mut self) {
+        self.watcher = None;
         for domain in &mut self.domains {
             domain.receiver = None;
         }

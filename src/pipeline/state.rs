@@ -12,6 +12,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use xxhash_rust::xxh3::Xxh3;
 
+use super::handle::DomainSpec;
+use super::mixing::MixtureRuntime;
 use super::reader::DomainCursor;
 use crate::config::Config;
 use crate::error::{Error, Result};
@@ -174,8 +176,12 @@ pub struct LoaderState {
     pub fingerprint: Fingerprint,
     /// The domain sampler's generator position.
     pub sampler: SamplerState,
-    /// Per domain, in id order.
+    /// Per domain, in id order (the configured domains, then those added during the run).
     pub domains: Vec<DomainState>,
+    /// The mixture: its history of versions, current policy and per-domain inputs.
+    pub mixture: MixtureRuntime,
+    /// Domains added during the run, in order.
+    pub added_domains: Vec<DomainSpec>,
 }
 
 impl LoaderState {
@@ -189,8 +195,8 @@ impl LoaderState {
             return Err(Error::Resume { message: format!("the state has format {}, this build reads format {STATE_FORMAT}", self.format) });
         }
         self.fingerprint.check(current)?;
-        let saved: Vec<&str> = self.domains.iter().map(|domain| domain.name.as_str()).collect();
-        if saved != domains.iter().map(String::as_str).collect::<Vec<_>>() {
+        let saved: Vec<&str> = self.domains.iter().take(domains.len()).map(|domain| domain.name.as_str()).collect();
+        if saved != domains.iter().map(String::as_str).collect::<Vec<_>>() || self.domains.len() != domains.len() + self.added_domains.len() {
             return Err(Error::Resume { message: format!("the state's domains {saved:?} differ from the configuration's {domains:?}") });
         }
         Ok(())

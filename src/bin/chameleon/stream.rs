@@ -7,6 +7,8 @@ use std::time::Instant;
 
 use anyhow::Context;
 use chameleon::batch::to_hex;
+use chameleon::config::WatchConfig;
+use chameleon::pipeline::MixtureVersion;
 use chameleon::{Config, Loader, LoaderState, Partition, StreamDigest};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -39,6 +41,9 @@ pub struct StreamArgs {
     /// Continue from a state file written by --save-state.
     #[arg(long)]
     resume: Option<PathBuf>,
+    /// Watch this folder for new domain folders while streaming (sets `[watch] root`).
+    #[arg(long)]
+    watch: Option<PathBuf>,
     /// This process's rank. Default: the RANK environment variable, else 0.
     #[arg(long, env = "RANK", requires = "world_size")]
     rank: Option<usize>,
@@ -57,6 +62,19 @@ struct Summary {
     first_step: u64,
     domains: Vec<DomainSummary>,
     policy: String,
+    scores: Option<Vec<f64>>,
+    effective_dimension: Option<f64>,
+    mixture_versions: Vec<VersionSummary>,
+}
+
+#[derive(Debug, Serialize)]
+struct VersionSummary {
+    version: u64,
+    step: u64,
+    domains: Vec<String>,
+    weights: Vec<f64>,
+    policy: String,
+    change: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -73,7 +91,13 @@ struct DomainSummary {
 }
 
 pub fn run(args: StreamArgs) -> anyhow::Result<()> {
-    let config = Config::from_file(&args.config)?;
+    let mut config = Config::from_file(&args.config)?;
+    if let Some(root) = &args.watch {
+        match &mut config.watch {
+            Some(watch) => watch.root = root.clone(),
+            None => config.watch = Some(WatchConfig::new(root.clone())),
+        }
+    }
     let mut builder = Loader::builder(config);
     if let Some(threads) = args.threads {
         builder = builder.threads(threads);
@@ -102,6 +126,7 @@ pub fn run(args: StreamArgs) -> anyhow::Result<()> {
         ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} batches ({per_sec}, {eta} left)")
             .expect("the template is valid"),
     );
+    let mut last_version = loader.mixture().version;
     let mut digest = StreamDigest::new();
     let mut tokens = 0u64;
     let mut first_batch_at = None;
@@ -120,6 +145,13 @@ pub fn run(args: StreamArgs) -> anyhow::Result<()> {
             }
         }
         progress.inc(1);
+        // Changes apply at a batch boundary; online-policy updates, one per batch, are not printed.
+        if loader.mixture().version != last_version {
+            for version in loader.mixture_versions().iter().filter(|version| version.version > last_version && !version.change.starts_with("online update")) {
+                progress.println(event_line(version));
+            }
+            last_version = loader.mixture().version;
+        }
     }
     progress.finish_and_clear();
     if let Some(mut out) = hashes {
@@ -159,6 +191,19 @@ fn summarise(loader: &Loader, batches: u64, tokens: u64, seconds: f64, digest: S
             skipped_row_groups: domain.skipped_row_groups,
         })
         .collect();
+    let current = loader.mixture();
+    let mixture_versions = loader
+        .mixture_versions()
+        .iter()
+        .map(|version| VersionSummary {
+            version: version.version,
+            step: version.step,
+            domains: version.domains.clone(),
+            weights: version.weights.clone(),
+            policy: version.policy.clone(),
+            change: version.change.clone(),
+        })
+        .collect();
     Summary {
         batches,
         tokens,
@@ -167,7 +212,10 @@ fn summarise(loader: &Loader, batches: u64, tokens: u64, seconds: f64, digest: S
         digest,
         first_step,
         domains,
-        policy: format!("{:?}", loader.mixture().policy),
+        policy: current.policy.clone(),
+        scores: current.scores.clone(),
+        effective_dimension: current.effective_dimension,
+        mixture_versions,
     }
 }
 
@@ -177,6 +225,12 @@ fn print_table(summary: &Summary) {
         summary.batches, summary.tokens, summary.seconds, summary.tokens_per_second, summary.policy
     );
     println!("digest {}", summary.digest);
+    if let Some(dimension) = summary.effective_dimension {
+        println!("effective dimension {dimension:.4}; leverage scores in the mixture's domain order: {:?}", summary.scores.as_deref().unwrap_or_default());
+    }
+    if summary.mixture_versions.len() > 1 {
+        println!("{} mixture versions; the last: {}", summary.mixture_versions.len(), summary.mixture_versions.last().map_or("", |version| version.change.as_str()));
+    }
     println!("{:<20} {:>8} {:>8} {:>12} {:>7} {:>10}", "domain", "weight", "share", "tokens", "epochs", "null rows");
     for domain in &summary.domains {
         println!(
@@ -201,4 +255,10 @@ fn save_state(path: &Path, state: &LoaderState) -> anyhow::Result<()> {
         let _ = directory.sync_all();
     }
     Ok(())
+}
+
+/// One stderr line for a mixture change: version, step, what changed, and the new weights.
+fn event_line(version: &MixtureVersion) -> String {
+    let weights: Vec<String> = version.domains.iter().zip(&version.weights).map(|(name, weight)| format!("{name}={weight:.4}")).collect();
+    format!("mixture version {} at step {}: {} ({}); weights {}", version.version, version.step, version.change, version.policy, weights.join(" "))
 }
