@@ -32,7 +32,8 @@ pub struct StreamArgs {
     /// Write one line per batch, `<step>\t<hex hash>`, to this file.
     #[arg(long)]
     batch_hashes: Option<PathBuf>,
-    /// Write the loader state after the last step to this file (atomically).
+    /// Write the loader state after the last step to this file (atomically). A `{step}` in the
+    /// name is replaced by the step the state continues from, to keep one file per save.
     #[arg(long)]
     save_state: Option<PathBuf>,
     /// Also write the state every N steps while streaming (with --save-state).
@@ -141,7 +142,7 @@ pub fn run(args: StreamArgs) -> anyhow::Result<()> {
         }
         if let (Some(path), Some(every)) = (&args.save_state, args.save_every) {
             if every > 0 && (batch.step + 1) % every == 0 {
-                save_state(path, &loader.state())?;
+                save_state(&state_path(path, batch.step + 1), &loader.state())?;
             }
         }
         progress.inc(1);
@@ -158,7 +159,7 @@ pub fn run(args: StreamArgs) -> anyhow::Result<()> {
         out.flush().context("cannot write batch hashes")?;
     }
     if let Some(path) = &args.save_state {
-        save_state(path, &loader.state())?;
+        save_state(&state_path(path, loader.step()), &loader.state())?;
     }
     let seconds = start.elapsed().as_secs_f64();
     if let Some(first) = first_batch_at {
@@ -238,6 +239,11 @@ fn print_table(summary: &Summary) {
             domain.name, domain.target_weight, domain.realized_share, domain.tokens, domain.epochs, domain.null_rows
         );
     }
+}
+
+/// The state file for `step`: `path` with `{step}` replaced by the step.
+fn state_path(path: &Path, step: u64) -> PathBuf {
+    PathBuf::from(path.to_string_lossy().replace("{step}", &step.to_string()))
 }
 
 /// Writes the state to a temporary file beside `path`, syncs it and renames it over `path`, so
