@@ -35,7 +35,7 @@ pub struct LeverageScores {
     pub scores: Vec<f64>,
     /// The effective dimension `Σ S_i`, the sum of the scores before normalisation.
     pub effective_dimension: f64,
-    /// Why the scores were set uniform instead of computed, if they were.
+    /// The reason the scores were set uniform instead of computed, if they were.
     pub degenerate: Option<Degenerate>,
 }
 
@@ -57,7 +57,8 @@ pub enum Degenerate {
 ///
 /// [`Error::MixtureParameter`] when `lambda` is not a positive finite number,
 /// [`Error::Weights`] when `domains` is empty or the kernel overflows,
-/// [`Error::EmbeddingDimension`] when two embeddings differ in dimension (or one is empty), and
+/// [`Error::EmbeddingDimension`] when two embeddings differ in dimension,
+/// [`Error::MissingEmbedding`] when one is empty, and
 /// [`Error::NonFiniteEmbedding`] when an embedding contains NaN or an infinity.
 pub fn leverage_scores(domains: &[(&str, &[f64])], lambda: f64) -> Result<LeverageScores> {
     if !(lambda.is_finite() && lambda > 0.0) {
@@ -72,7 +73,10 @@ pub fn leverage_scores(domains: &[(&str, &[f64])], lambda: f64) -> Result<Levera
     };
     let dimension = first.len();
     for &(name, embedding) in domains {
-        if embedding.len() != dimension || dimension == 0 {
+        if embedding.is_empty() {
+            return Err(Error::MissingEmbedding { domain: name.to_string(), hint: "its embedding is empty (dimension 0); give it at least one value".into() });
+        }
+        if embedding.len() != dimension {
             return Err(Error::EmbeddingDimension {
                 domain: name.to_string(),
                 dimension: embedding.len(),
