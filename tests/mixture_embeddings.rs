@@ -95,7 +95,8 @@ fn nan_row_is_named() {
     let error = load_embeddings(folder.path()).unwrap_err();
     assert!(matches!(error, Error::NonFiniteEmbedding { ref domain, row: Some(2), column: 1, .. } if domain == "code"), "{error:?}");
     let message = error.to_string();
-    assert!(message.contains("domain 'code'") && message.contains("row 2"), "{message}");
+    assert!(message.contains("domain 'code'"), "{message}");
+    assert!(message.contains("row 2"), "{message}");
 }
 
 #[test]
@@ -167,7 +168,8 @@ fn safetensors_rejects_integer_tensor() {
     let tensors = [("ids", TensorView::new(Dtype::I64, vec![2, 2], &data).unwrap())];
     std::fs::write(&path, safetensors::serialize(tensors, None).unwrap()).unwrap();
     let message = load_embeddings(&path).unwrap_err().to_string();
-    assert!(message.contains("tensor 'ids'") && message.contains("I64 is not supported, expected F32 or F64"), "{message}");
+    assert!(message.contains("tensor 'ids'"), "{message}");
+    assert!(message.contains("I64 is not supported, expected F32 or F64"), "{message}");
 
     std::fs::write(&path, b"garbage").unwrap();
     let message = load_embeddings(&path).unwrap_err().to_string();

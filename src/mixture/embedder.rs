@@ -75,17 +75,17 @@ impl HashedEmbedder {
         Ok(HashedEmbedder { buckets, dimension, seed })
     }
 
-    /// The number of hash buckets.
+    /// Returns the number of hash buckets.
     pub fn buckets(&self) -> usize {
         self.buckets
     }
 
-    /// The embedding dimension.
+    /// Returns the embedding dimension.
     pub fn dimension(&self) -> usize {
         self.dimension
     }
 
-    /// The projection seed.
+    /// Returns the projection seed.
     pub fn seed(&self) -> u64 {
         self.seed
     }
@@ -259,6 +259,19 @@ mod tests {
         let c = HashedEmbedder::new(1 << 18, 16, 4).unwrap().embed_domain("d", documents).unwrap();
         assert_eq!(a, b);
         assert_ne!(a, c);
+    }
+
+    #[test]
+    fn shared_vocabulary_is_closer() {
+        let embedder = HashedEmbedder::new(1 << 18, 256, 5).unwrap();
+        let distance = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(x, y)| (x - y).powi(2)).sum::<f64>();
+        let english: [&[u32]; 2] = [&[1, 2, 3, 4, 5, 6], &[2, 3, 4, 5, 6, 7]];
+        let english_too: [&[u32]; 2] = [&[1, 2, 3, 4, 5, 8], &[3, 4, 5, 6, 7, 9]];
+        let code: [&[u32]; 2] = [&[900, 901, 902, 903], &[904, 905, 906, 907]];
+        let english = embedder.embed_domain("english", english).unwrap();
+        let english_too = embedder.embed_domain("english-too", english_too).unwrap();
+        let code = embedder.embed_domain("code", code).unwrap();
+        assert!(distance(&english, &english_too) < distance(&english, &code));
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Domain embeddings read from files: a folder of `.npy` files or one safetensors file.
 //!
-//! Each source holds one array per domain, `float32` or `float64`, of shape `[n, d]` (one row per
+//! Each source contains one array per domain, `float32` or `float64`, of shape `[n, d]` (one row per
 //! document) or `[d]` (the domain embedding itself). In a folder, the file `<domain>.npy` holds
 //! domain `<domain>`; C and Fortran order and both byte orders are read. In a safetensors file,
 //! the tensor named `<domain>` holds it (dtype `F32` or `F64`). The domain embedding is the mean
@@ -32,7 +32,7 @@ pub type Embeddings = BTreeMap<String, Vec<f64>>;
 /// # Errors
 ///
 /// [`Error::Io`] when the path cannot be read, [`Error::Input`] when a file is malformed, has an
-/// unsupported dtype or shape, or the source holds no embedding, and
+/// unsupported dtype or shape, or the source contains no embedding, and
 /// [`Error::NonFiniteEmbedding`] when a value is NaN or infinite.
 pub fn load_embeddings(path: &Path) -> Result<Embeddings> {
     let metadata = std::fs::metadata(path).map_err(|source| Error::io("cannot read embeddings", path, source))?;
@@ -122,21 +122,21 @@ pub fn domain_embedding(domain: &str, path: &Path, values: &[f64], rows: usize, 
     // `+ 0.0` turns -0.0 into +0.0, so the two zeros compare equal as bit patterns.
     let mut seen: HashSet<Vec<u64>> = HashSet::with_capacity(rows);
     let mut sum = vec![0.0; columns];
-    let mut kept = 0usize;
+    let mut unique_rows = 0usize;
     for row in values.chunks_exact(columns) {
         let bits: Vec<u64> = row.iter().map(|value| (value + 0.0).to_bits()).collect();
         if !seen.insert(bits) {
             continue;
         }
-        kept += 1;
+        unique_rows += 1;
         for (total, value) in sum.iter_mut().zip(row) {
             *total += value;
         }
     }
-    if kept < rows {
-        tracing::debug!(domain, path = %path.display(), rows, duplicates = rows - kept, "dropped duplicate embedding rows");
+    if unique_rows < rows {
+        tracing::debug!(domain, path = %path.display(), rows, duplicates = rows - unique_rows, "dropped duplicate embedding rows");
     }
-    Ok(sum.into_iter().map(|total| total / kept as f64).collect())
+    Ok(sum.into_iter().map(|total| total / unique_rows as f64).collect())
 }
 
 /// A 1-D or 2-D floating-point array read from an `.npy` file, in row-major order.

@@ -3,10 +3,13 @@
 //! With `k` domains and `Z` the `k × d` matrix of centred embeddings `z_i = x_i − x̄`, the
 //! affinity matrix is the centred linear kernel `K = Z Zᵀ`, and the leverage score of domain `i`
 //! is `S_i = [K (K + λk I)⁻¹]_ii`. No inverse is formed. With the eigendecomposition
-//! `K = U diag(μ) Uᵀ`, `S_i = Σ_j U_ij² μ_j / (μ_j + λk)`. When `d < k` the same scores come from
-//! the `d × d` Gram matrix `G = Zᵀ Z = V diag(μ) Vᵀ`, because `K` has the same non-zero
-//! eigenvalues, and then `S_i = Σ_j (Z V)_ij² / (μ_j + λk)`. Eigenvalues that rounding made
-//! negative are clipped to 0, so every score lies in `[0, 1]`.
+//! `K = U diag(μ) Uᵀ`, `S_i = Σ_j U_ij² μ_j / (μ_j + λk)`, and eigenvalues that rounding made
+//! negative are clipped to 0, so every score lies in `[0, 1]`. When `d < k` the same scores come
+//! from the `d × d` matrix `G = Zᵀ Z + λk I` through the identity
+//! `Z Zᵀ (Z Zᵀ + λk I)⁻¹ = Z (Zᵀ Z + λk I)⁻¹ Zᵀ`: with the Cholesky factorisation `G = L Lᵀ`,
+//! `S_i = ‖L⁻¹ z_i‖²`. `G` is positive definite because of the ridge; if the factorisation fails
+//! all the same, the scores come from the eigendecomposition `Zᵀ Z = V diag(μ) Vᵀ` as
+//! `S_i = Σ_j (Z V)_ij² / (μ_j + λk)`.
 //!
 //! The effective dimension is `Σ S_i`, the trace of `K (K + λk I)⁻¹`. The scores are then
 //! normalised to sum to 1.
@@ -24,6 +27,7 @@
 //! ```
 
 use faer::linalg::matmul::matmul;
+use faer::linalg::triangular_solve::solve_lower_triangular_in_place;
 use faer::{Accum, Mat, MatRef, Par, Side};
 
 use crate::error::{Error, Result};
@@ -35,7 +39,7 @@ pub struct LeverageScores {
     pub scores: Vec<f64>,
     /// The effective dimension `Σ S_i`, the sum of the scores before normalisation.
     pub effective_dimension: f64,
-    /// Why the scores were set uniform instead of computed, if they were.
+    /// The reason the scores were set uniform instead of computed, if they were.
     pub degenerate: Option<Degenerate>,
 }
 
@@ -57,7 +61,8 @@ pub enum Degenerate {
 ///
 /// [`Error::MixtureParameter`] when `lambda` is not a positive finite number,
 /// [`Error::Weights`] when `domains` is empty or the kernel overflows,
-/// [`Error::EmbeddingDimension`] when two embeddings differ in dimension (or one is empty), and
+/// [`Error::EmbeddingDimension`] when two embeddings differ in dimension,
+/// [`Error::MissingEmbedding`] when one is empty, and
 /// [`Error::NonFiniteEmbedding`] when an embedding contains NaN or an infinity.
 pub fn leverage_scores(domains: &[(&str, &[f64])], lambda: f64) -> Result<LeverageScores> {
     if !(lambda.is_finite() && lambda > 0.0) {
@@ -72,7 +77,10 @@ pub fn leverage_scores(domains: &[(&str, &[f64])], lambda: f64) -> Result<Levera
     };
     let dimension = first.len();
     for &(name, embedding) in domains {
-        if embedding.len() != dimension || dimension == 0 {
+        if embedding.is_empty() {
+            return Err(Error::MissingEmbedding { domain: name.to_string(), hint: "its embedding is empty (dimension 0); give it at least one value".into() });
+        }
+        if embedding.len() != dimension {
             return Err(Error::EmbeddingDimension {
                 domain: name.to_string(),
                 dimension: embedding.len(),
@@ -112,7 +120,8 @@ pub fn leverage_scores(domains: &[(&str, &[f64])], lambda: f64) -> Result<Levera
 }
 
 /// Computes the raw (unnormalised) leverage scores `S_i = [K (K + λk I)⁻¹]_ii` of a centred
-/// embedding matrix `Z` (`k × d`, one domain per row), choosing the smaller eigenproblem.
+/// embedding matrix `Z` (`k × d`, one domain per row), through the smaller of the `k × k` and
+/// `d × d` problems.
 ///
 /// # Errors
 ///
@@ -128,6 +137,23 @@ pub fn raw_scores(centred: MatRef<'_, f64>, lambda: f64) -> Result<Vec<f64>> {
 
     let mut gram = Mat::<f64>::zeros(dimension, dimension);
     matmul(gram.as_mut(), Accum::Replace, centred.transpose(), centred, 1.0, Par::Seq);
+    let mut regularised = gram.clone();
+    for j in 0..dimension {
+        regularised[(j, j)] += ridge;
+    }
+    let Ok(cholesky) = regularised.llt(Side::Lower) else {
+        tracing::debug!(domains = count, dimension, "the Cholesky factorisation of Zᵀ Z + λk I failed; using its eigendecomposition");
+        return gram_scores_by_eigen(centred, gram, ridge);
+    };
+    let mut solved = centred.transpose().to_owned();
+    solve_lower_triangular_in_place(cholesky.L(), solved.as_mut(), Par::Seq);
+    let scores = (0..count).map(|i| solved.col(i).iter().map(|value| value * value).sum::<f64>());
+    Ok(scores.map(|score| score.clamp(0.0, 1.0)).collect())
+}
+
+/// Computes `S_i = Σ_j (Z V)_ij² / (μ_j + λk)` from the eigendecomposition `Zᵀ Z = V diag(μ) Vᵀ`.
+fn gram_scores_by_eigen(centred: MatRef<'_, f64>, gram: Mat<f64>, ridge: f64) -> Result<Vec<f64>> {
+    let (count, dimension) = (centred.nrows(), centred.ncols());
     let eigen = gram.self_adjoint_eigen(Side::Lower).map_err(eigen_error)?;
     let eigenvalues = eigen.S().column_vector();
     let mut projected = Mat::<f64>::zeros(count, dimension);
@@ -225,6 +251,19 @@ mod tests {
         let kernel_route = scores_from_kernel(kernel.as_ref(), 0.5).unwrap();
         for (a, b) in gram_route.iter().zip(&kernel_route) {
             assert!((a - b).abs() < 1e-12, "{gram_route:?} vs {kernel_route:?}");
+        }
+    }
+
+    /// The Cholesky and eigendecomposition versions of the Gram route agree.
+    #[test]
+    fn gram_cholesky_and_eigen_agree() {
+        let centred = Mat::from_fn(9, 3, |i, j| ((i * 5 + j * 7) % 11) as f64 - 5.0 + 0.01 * (i * j) as f64);
+        let mut gram = Mat::<f64>::zeros(3, 3);
+        matmul(gram.as_mut(), Accum::Replace, centred.transpose(), centred.as_ref(), 1.0, Par::Seq);
+        let by_eigen = gram_scores_by_eigen(centred.as_ref(), gram, 0.3 * 9.0).unwrap();
+        let by_cholesky = raw_scores(centred.as_ref(), 0.3).unwrap();
+        for (a, b) in by_eigen.iter().zip(&by_cholesky) {
+            assert!((a - b).abs() < 1e-12, "{by_eigen:?} vs {by_cholesky:?}");
         }
     }
 

@@ -67,9 +67,9 @@ pub struct MixtureConfig {
     /// The policy that sets the weights. Default: `static`.
     #[serde(default)]
     pub policy: PolicyName,
-    /// Where the Chameleon policies get domain embeddings: `"hashed"` for the built-in hashed
-    /// embedder, or a path to a folder of `<domain>.npy` files or a safetensors file. The caller
-    /// resolves relative paths. See [`MixtureConfig::embedding_source`].
+    /// The source of domain embeddings for the Chameleon policies: `"hashed"` for the built-in
+    /// hashed embedder, or a path to a folder of `<domain>.npy` files or a safetensors file. The
+    /// caller resolves relative paths. See [`MixtureConfig::embedding_source`].
     #[serde(default)]
     pub embeddings: Option<String>,
     /// The ridge `λ` of the leverage scores, a positive number. Default: 10.
@@ -141,7 +141,7 @@ fn default_embed_dimension() -> usize {
     embedder::HashedEmbedder::DEFAULT_DIMENSION
 }
 
-/// Where domain embeddings come from.
+/// The source of domain embeddings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EmbeddingSource {
     /// The built-in [`embedder::HashedEmbedder`] over a sample of each domain's documents.

@@ -89,7 +89,7 @@ pub fn temperature_sampling(names: &[&str], tokens: &[u64], temperature: f64) ->
 /// Domains are visited from smallest to largest. Each gets `min(remaining budget / remaining
 /// domains, max_epochs × its tokens)`, so what a capped domain cannot use goes to the larger ones.
 /// The weights are the allocations divided by their sum. When the budget exceeds
-/// `max_epochs × total tokens` every domain is capped and an info line says so.
+/// `max_epochs × total tokens` every domain is capped, which is logged at info level.
 ///
 /// # Errors
 ///
@@ -367,7 +367,8 @@ mod tests {
             let bounded = apply_bounds(&raw, &names, Some(lower), Some(upper)).unwrap();
             assert!((bounded.iter().sum::<f64>() - 1.0).abs() < 1e-9, "seed {seed}: {bounded:?}");
             for weight in &bounded {
-                assert!(*weight >= lower - 1e-9 && *weight <= upper + 1e-9, "seed {seed}: {weight} outside [{lower}, {upper}]");
+                assert!(*weight >= lower - 1e-9, "seed {seed}: {weight} below min_weight {lower}");
+                assert!(*weight <= upper + 1e-9, "seed {seed}: {weight} above max_weight {upper}");
             }
         }
     }

@@ -55,7 +55,12 @@ def embeddings(case):
     elif kind == "clusters":
         centres = [[scale * (rng.uniform() - 0.5) for _ in range(d)] for _ in range(3)]
         for i in range(k):
-            cluster = 0 if i < k // 2 else (1 if i < k - 1 else 2)
+            if i < k // 2:
+                cluster = 0
+            elif i < k - 1:
+                cluster = 1
+            else:
+                cluster = 2
             rows.append([offset + centres[cluster][j] + 0.1 * scale * (rng.uniform() - 0.5) for j in range(d)])
     else:
         raise ValueError(f"unknown kind {kind}")

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Write small .npy files with numpy.save for tests/mixture_embeddings.rs.
 
-Every float array holds the values 0.5 * arange(12) in row-major order, shape
+Every float array contains the values 0.5 * arange(12) in row-major order, shape
 [3, 4] unless the name says otherwise, so the test knows each domain embedding.
 
 Usage: python3 tests/reference/npy_fixtures.py
