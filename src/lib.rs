@@ -16,6 +16,7 @@
 //! - [`pipeline`]: reader threads, bounded channels, and the [`Loader`] iterator.
 //! - [`batch`]: the [`Batch`] handed to the trainer, and the stream digest.
 //! - [`tokenize`]: pre-tokenizing text shards into token shards.
+//! - [`export`]: the stream written to parquet shards with a manifest, resumable after a kill.
 //!
 //! # Example
 //!
@@ -40,6 +41,7 @@
 pub mod batch;
 pub mod config;
 pub mod error;
+pub mod export;
 pub mod mixture;
 pub mod packer;
 pub mod pipeline;

@@ -1,5 +1,7 @@
 //! The `chameleon` command-line tool: a thin layer over the library.
 
+mod export;
+mod inspect;
 mod stream;
 mod tokenize;
 
@@ -25,6 +27,10 @@ enum Command {
     Stream(stream::StreamArgs),
     /// Pre-tokenize text parquet or JSONL files into token shards.
     Tokenize(tokenize::TokenizeArgs),
+    /// Write the stream to parquet shards with a manifest; rerun to continue after a stop.
+    Export(export::ExportArgs),
+    /// Summarise an export folder or a domain folder of parquet shards.
+    Inspect(inspect::InspectArgs),
 }
 
 fn main() {
@@ -34,6 +40,8 @@ fn main() {
     let outcome = match cli.command {
         Command::Stream(args) => stream::run(args),
         Command::Tokenize(args) => tokenize::run(args),
+        Command::Export(args) => export::run(args),
+        Command::Inspect(args) => inspect::run(args),
     };
     if let Err(error) = outcome {
         eprintln!("error: {error:#}");
