@@ -7,9 +7,9 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use arrow::array::{Array, AsArray};
+use arrow::array::AsArray;
 use arrow::datatypes::{DataType, Int32Type, UInt32Type};
 use chameleon::export::{self, ExportOptions, Manifest};
 use chameleon::{Config, Loader};
@@ -217,42 +217,62 @@ fn interrupted_export_resumes_byte_identical() {
     }
 }
 
+/// Shard files in `folder` under their final names.
+fn finished_shards(folder: &Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(folder) else {
+        return 0;
+    };
+    entries.filter(|entry| export::is_shard_name(&entry.as_ref().unwrap().file_name().to_string_lossy())).count()
+}
+
 #[test]
 fn kill_at_three_moments_resumes_byte_identical() {
     let seed: u64 = std::env::var("CHAMELEON_TEST_SEED").ok().and_then(|value| value.parse().ok()).unwrap_or(20_240_607);
     println!("kill moment seed {seed} (set CHAMELEON_TEST_SEED to change it)");
     let dir = temp_dir();
     let whole = dir.path().join("whole");
-    let start = Instant::now();
     success(&as_strs(&fixture_export_args(&whole, 240, 12)));
-    let duration = start.elapsed();
     assert_eq!(read_manifest(&whole).shards.len(), 20);
 
+    // Each kill waits for a seeded number of finished shards (none, some, most), then a seeded
+    // delay of up to 80 ms, so that it lands before the first shard, inside a shard, or between a
+    // shard's rename and the progress file that records it.
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let targets = [0, rng.random_range(1..10), rng.random_range(10..19)];
     let mut resumed_later = 0;
-    for trial in 0..3 {
+    for (trial, target) in targets.into_iter().enumerate() {
         let output = dir.path().join(format!("killed-{trial}"));
-        let fraction = rng.random_range(0.1..0.9);
-        let delay = duration.mul_f64(fraction);
+        let delay = Duration::from_millis(rng.random_range(0..80));
         let mut child = Command::new(env!("CARGO_BIN_EXE_chameleon"))
             .args(fixture_export_args(&output, 240, 12))
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(File::create(dir.path().join(format!("killed-{trial}.stderr"))).unwrap())
             .spawn()
             .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while !output.join(".progress.json").exists() || finished_shards(&output) < target {
+            assert!(Instant::now() < deadline, "trial {trial}: the export did not reach {target} shards within 120 s");
+            if child.try_wait().unwrap().is_some() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
         std::thread::sleep(delay);
         child.kill().unwrap();
         let status = child.wait().unwrap();
-        let shards = std::fs::read_dir(&output).map_or(0, |entries| entries.filter(|entry| export::is_shard_name(&entry.as_ref().unwrap().file_name().to_string_lossy())).count());
-        println!("trial {trial}: killed after {delay:?} ({:.0}% of an uninterrupted run), {status}, {shards} shards on disk", fraction * 100.0);
+        println!("trial {trial}: killed {delay:?} after {target} shards were finished: {status}, {} shards on disk", finished_shards(&output));
+        if !status.success() && status.code().is_some() {
+            panic!("trial {trial}: the export failed: {}", std::fs::read_to_string(dir.path().join(format!("killed-{trial}.stderr"))).unwrap());
+        }
+        assert!(!output.join("manifest.json").exists(), "trial {trial}: the kill came before the export finished");
 
         let summary = json(&as_strs(&[fixture_export_args(&output, 240, 12), vec!["--json".into()]].concat()));
         if summary["first_step"].as_u64().unwrap() > 0 {
             resumed_later += 1;
         }
-        assert_same_files(&whole, &output, &format!("trial {trial}, killed after {delay:?}"));
+        assert_same_files(&whole, &output, &format!("trial {trial}, killed {delay:?} after {target} shards"));
     }
-    assert!(resumed_later > 0, "at least one kill came after the first shard, so a rerun continued from it");
+    assert!(resumed_later >= 2, "the later kills came after complete shards, so their reruns continued from them");
 }
 
 #[test]

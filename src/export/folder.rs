@@ -131,7 +131,7 @@ fn is_temporary_name(name: &str) -> bool {
     let Some(inner) = name.strip_prefix('.').and_then(|rest| rest.strip_suffix(".tmp")) else {
         return false;
     };
-    inner == MANIFEST_NAME || format!(".{inner}") == PROGRESS_NAME || is_shard_name(inner)
+    inner == MANIFEST_NAME || inner == PROGRESS_NAME || is_shard_name(inner)
 }
 
 /// Checks a manifest against the expected export; `Err` holds why it is another export.
@@ -239,4 +239,21 @@ fn preview(names: &[String]) -> String {
         text.push_str(&format!(" and {} more", names.len() - SHOWN));
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::export::shard::temporary_path;
+
+    #[test]
+    fn temporary_names_of_export_files_are_recognised() {
+        for name in [MANIFEST_NAME, PROGRESS_NAME, "shard-00000.parquet", "shard-123456.parquet"] {
+            let temporary = temporary_path(Path::new(name));
+            assert!(is_temporary_name(&temporary.to_string_lossy()), "{}", temporary.display());
+        }
+        for name in ["notes.txt", ".notes.txt.tmp", ".shard-x.parquet.tmp", "shard-00000.parquet.tmp"] {
+            assert!(!is_temporary_name(name), "{name}");
+        }
+    }
 }
