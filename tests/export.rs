@@ -1,5 +1,5 @@
-//! `chameleon export` and `chameleon inspect`: the exported shards hold the stream, survive
-//! kill -9, reject a folder that holds something else, and read back with pyarrow and datasets.
+//! `chameleon export` and `chameleon inspect`: the exported shards contain the stream, survive
+//! kill -9, reject a folder with other content, and read back with pyarrow and datasets.
 
 mod common;
 

@@ -1,6 +1,6 @@
 //! The manifest of a finished export, and the hidden progress file of an unfinished one.
 //!
-//! Both are JSON. The manifest holds no timestamp and nothing else that changes between reruns of
+//! Both are JSON. The manifest contains no timestamp and nothing else that changes between reruns of
 //! the same command, so reruns write the same bytes.
 
 use serde::{Deserialize, Serialize};

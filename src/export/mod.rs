@@ -2,7 +2,7 @@
 //!
 //! [`export`] takes the first `steps` batches of a [`Loader`] and writes them, in order, to
 //! `shard-00000.parquet`, `shard-00001.parquet`, ... in an output folder, then `manifest.json`.
-//! Each shard holds whole batches, one row per sequence, with the columns of [`shard_schema`]:
+//! Each shard contains whole batches, one row per sequence, with the columns of [`shard_schema`]:
 //!
 //! | column | type | content |
 //! |---|---|---|
@@ -41,7 +41,7 @@ use crate::pipeline::{Loader, Partition};
 /// The default shard size, in tokens: 64 Mi.
 pub const DEFAULT_SHARD_TOKENS: u64 = 64 << 20;
 
-/// What to export and where.
+/// Options of an export: the output folder, the size, and the loader settings.
 #[derive(Debug, Clone)]
 pub struct ExportOptions {
     /// The output folder; created when missing.

@@ -21,7 +21,7 @@ use sha2::{Digest, Sha256};
 use crate::batch::{to_hex, Batch};
 use crate::error::{Error, Result};
 
-/// Tokens a row group holds at most; rows per row group are this divided by the row length.
+/// The maximum tokens in a row group; rows per row group are this divided by the row length.
 const ROW_GROUP_TOKENS: usize = 4 << 20;
 
 /// The zstd level of every shard.
@@ -36,13 +36,13 @@ pub fn shard_schema() -> SchemaRef {
     Arc::new(Schema::new(vec![Field::new("tokens", tokens, false), Field::new("domain", domain, false), Field::new("doc_starts", doc_starts, false)]))
 }
 
-/// Rows per row group for rows of `row_len` tokens: about [`ROW_GROUP_TOKENS`] tokens, at least 1.
+/// Rows per row group for rows of `row_len` tokens: about 4 Mi tokens per row group, at least 1 row.
 pub fn row_group_rows(row_len: usize) -> usize {
     (ROW_GROUP_TOKENS / row_len.max(1)).max(1)
 }
 
-/// The writer settings of every shard. They depend only on the row length, so that the same
-/// batches always give the same bytes: zstd, fixed row groups, no statistics.
+/// Builds the writer settings of every shard: zstd, fixed row groups, no statistics. They depend
+/// only on the row length, so that the same batches always give the same bytes.
 fn writer_properties(row_len: usize) -> Result<WriterProperties> {
     let level = ZstdLevel::try_new(ZSTD_LEVEL).map_err(|error| Error::Output { path: PathBuf::new(), message: format!("invalid zstd level: {error}") })?;
     Ok(WriterProperties::builder()
@@ -104,7 +104,7 @@ impl<W: Write> Write for HashingWriter<W> {
     }
 }
 
-/// What a finished shard holds.
+/// The counts and hash of a finished shard.
 #[derive(Debug, Clone)]
 pub struct WrittenShard {
     /// Rows (sequences) written.

@@ -43,7 +43,8 @@ fn print_export(summary: &ExportSummary) {
     );
     for version in &summary.mixture_versions {
         let weights: Vec<String> = version.domains.iter().zip(&version.weights).map(|(name, weight)| format!("{name} {weight:.4}")).collect();
-        println!("mixture version {} from step {} ({:?}): {}", version.version, version.step, version.policy, weights.join(", "));
+        let policy = serde_json::to_value(version.policy).ok().and_then(|value| value.as_str().map(str::to_string)).unwrap_or_default();
+        println!("mixture version {} from step {} ({policy}): {}", version.version, version.step, weights.join(", "));
     }
     println!("{:<20} {:>8} {:>14} {:>10} {:>7}", "domain", "weight", "tokens", "sequences", "epochs");
     for domain in &summary.domains {
