@@ -282,7 +282,9 @@ fn other_export_needs_overwrite() {
     success(&as_strs(&fixture_export_args(&output, 6, 3)));
 
     let error = failure(&as_strs(&fixture_export_args(&output, 9, 3)));
-    assert!(error.contains("holds another export") && error.contains("6 steps") && error.contains("--overwrite"), "{error}");
+    assert!(error.contains("holds another export"), "{error}");
+    assert!(error.contains("6 steps"), "{error}");
+    assert!(error.contains("--overwrite"), "{error}");
     assert!(error.contains(path_str(&output)), "{error}");
     let replaced = json(&as_strs(&[fixture_export_args(&output, 9, 3), vec!["--overwrite".into(), "--json".into()]].concat()));
     assert_eq!(replaced["steps"], 9);
@@ -306,7 +308,8 @@ fn folder_with_other_files_needs_overwrite() {
     std::fs::write(output.join("notes.txt"), "keep me").unwrap();
 
     let error = failure(&as_strs(&fixture_export_args(&output, 4, 2)));
-    assert!(error.contains("not part of this export") && error.contains("notes.txt"), "{error}");
+    assert!(error.contains("not part of this export"), "{error}");
+    assert!(error.contains("notes.txt"), "{error}");
     assert!(!output.join("manifest.json").exists());
     success(&as_strs(&[fixture_export_args(&output, 4, 2), vec!["--overwrite".into()]].concat()));
     assert_eq!(std::fs::read_to_string(output.join("notes.txt")).unwrap(), "keep me");
@@ -330,7 +333,8 @@ fn changed_shard_is_detected_on_resume() {
     std::fs::write(options.output.join("shard-00001.parquet"), b"not parquet").unwrap();
 
     let error = export::export(&config, &options, &mut |_| {}).unwrap_err().to_string();
-    assert!(error.contains("shard-00001.parquet was changed") && error.contains("--overwrite"), "{error}");
+    assert!(error.contains("shard-00001.parquet was changed"), "{error}");
+    assert!(error.contains("--overwrite"), "{error}");
     options.overwrite = true;
     let report = export::export(&config, &options, &mut |_| {}).unwrap();
     assert_eq!(report.first_step, 0, "--overwrite starts again");
@@ -345,11 +349,45 @@ fn unwritable_output_is_clear_error() {
     // Permission bits do not bind root, so the folder is made impossible to create instead.
     let below_file = file.join("export");
     let error = failure(&as_strs(&fixture_export_args(&below_file, 2, 1)));
-    assert!(error.contains(path_str(&below_file)) && error.contains("cannot create output folder") && error.contains("--output"), "{error}");
+    assert!(error.contains(path_str(&below_file)), "{error}");
+    assert!(error.contains("cannot create output folder"), "{error}");
+    assert!(error.contains("--output"), "{error}");
 
     let error = failure(&as_strs(&fixture_export_args(&file, 2, 1)));
-    assert!(error.contains(path_str(&file)) && error.contains("not a folder"), "{error}");
+    assert!(error.contains(path_str(&file)), "{error}");
+    assert!(error.contains("not a folder"), "{error}");
     assert_eq!(std::fs::read(&file).unwrap(), b"");
+}
+
+/// A mounted tmpfs, unmounted on drop.
+struct Mount(PathBuf);
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn full_disk_is_clear_error() {
+    let dir = temp_dir();
+    let small = dir.path().join("small");
+    std::fs::create_dir_all(&small).unwrap();
+    let mounted = Command::new("mount").args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"]).arg(&small).stderr(Stdio::null()).status();
+    if !matches!(mounted, Ok(status) if status.success()) {
+        println!("skipping: cannot mount a 1 MiB tmpfs (mounting needs root)");
+        return;
+    }
+    let _mount = Mount(small.clone());
+
+    // A shard of 100 fixture batches takes about 0.6 MB, so the second shard fills the disk.
+    let output = small.join("export");
+    let error = failure(&as_strs(&fixture_export_args(&output, 400, 100)));
+    assert!(error.contains("No space left on device"), "{error}");
+    assert!(error.contains("free disk space"), "{error}");
+    assert!(error.contains(path_str(&output)), "{error}");
+    let names: Vec<String> = folder_files(&output).into_keys().collect();
+    assert_eq!(names, [".progress.json", "shard-00000.parquet"], "the unfinished shard is removed and no partial shard has a final name");
 }
 
 #[test]
@@ -424,7 +462,8 @@ fn inspect_export_and_domain_folder() {
     assert_eq!(schema.len(), 3);
     assert!(schema[1].starts_with("domain: Dictionary(Int32, Utf8)"), "{schema:?}");
     let table = success(&["inspect", path_str(&output)]);
-    assert!(table.contains(&manifest.digest) && table.contains("shard-00002.parquet"), "{table}");
+    assert!(table.contains(&manifest.digest), "{table}");
+    assert!(table.contains("shard-00002.parquet"), "{table}");
 
     let tokens = dir.path().join("tokens");
     let documents = numbered_documents(0, 50, 20);

@@ -42,6 +42,9 @@ struct Listing {
 
 /// Creates the output folder if needed and decides how the run starts in it.
 ///
+/// NOTE: nothing stops two runs from exporting into the same folder at the same time; their files
+/// would mix.
+///
 /// With `overwrite`, the files of another export (manifest, shards, progress and temporary files)
 /// are removed and other files are kept; a matching unfinished export still continues.
 ///
@@ -182,11 +185,11 @@ fn difference(format: u32, version: &str, fingerprint: &Fingerprint, shape: Expo
     }
     let keys: std::collections::BTreeSet<&String> = fingerprint.0.keys().chain(expected.fingerprint.0.keys()).collect();
     for key in keys {
-        let there = fingerprint.0.get(key);
-        let here = expected.fingerprint.0.get(key);
-        if there != here {
+        let found = fingerprint.0.get(key);
+        let current = expected.fingerprint.0.get(key);
+        if found != current {
             let show = |value: Option<&String>| value.map_or_else(|| "nothing".to_string(), |value| format!("{value:?}"));
-            return Some(format!("`{key}` is {} there and {} in this configuration", show(there), show(here)));
+            return Some(format!("`{key}` is {} in the folder's export and {} in this configuration", show(found), show(current)));
         }
     }
     if shape != expected.shape {

@@ -24,7 +24,7 @@ pub mod inspect;
 mod manifest;
 mod shard;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 pub use manifest::{is_shard_name, shard_name, ExportShape, Manifest, MixtureVersion, ShardEntry, MANIFEST_FORMAT, MANIFEST_NAME, PROGRESS_NAME};
 pub use shard::{row_group_rows, sha256_file, shard_schema};
@@ -33,7 +33,7 @@ use folder::{Expected, Start};
 use manifest::{to_json_bytes, Progress};
 use shard::{write_atomically, ShardWriter};
 
-use crate::batch::{to_hex, StreamDigest};
+use crate::batch::{to_hex, Batch, StreamDigest};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::pipeline::{Loader, Partition};
@@ -166,15 +166,20 @@ pub fn export(config: &Config, options: &ExportOptions, on_progress: &mut dyn Fn
         let file = shard_name(index);
         let shard_first_step = loader.step();
         let batches = shape.shard_batches.min(shape.steps - shard_first_step);
-        let mut writer = ShardWriter::create(&options.output.join(&file), row_len)?;
-        for _ in 0..batches {
-            let batch = loader.next().expect("the loader never ends by itself")?;
-            writer.write(&batch, &domain_names)?;
+        let path = options.output.join(&file);
+        let mut on_batch = |batch: &Batch| {
             progress.batch_hashes.push(to_hex(&batch.hash()));
             tokens_done += batch.tokens.len() as u64;
             on_progress(ExportProgress { tokens_done, tokens_total });
-        }
-        let written = writer.finish()?;
+        };
+        let written = match write_shard(&mut loader, &path, batches, row_len, &domain_names, &mut on_batch) {
+            Ok(written) => written,
+            Err(error) => {
+                // Free the space of the unfinished shard, so that a full disk has room again.
+                let _ = std::fs::remove_file(shard::temporary_path(&path));
+                return Err(error);
+            }
+        };
         progress.shards.push(ShardEntry { file, first_step: shard_first_step, batches, rows: written.rows, tokens: written.tokens, bytes: written.bytes, sha256: written.sha256 });
         progress.state = loader.state();
         write_atomically(&options.output.join(PROGRESS_NAME), &to_json_bytes(&progress))?;
@@ -188,6 +193,17 @@ pub fn export(config: &Config, options: &ExportOptions, on_progress: &mut dyn Fn
     std::fs::remove_file(&progress_path).map_err(|source| Error::io("cannot remove progress file", &progress_path, source))?;
     tracing::info!(folder = %options.output.display(), steps = manifest.steps, digest = %manifest.digest, "export complete");
     Ok(ExportReport { manifest, first_step, shards_written, already_complete: false })
+}
+
+/// Writes the next `batches` batches of `loader` to the shard `path`, calling `on_batch` after each.
+fn write_shard(loader: &mut Loader, path: &Path, batches: u64, row_len: usize, domain_names: &[String], on_batch: &mut dyn FnMut(&Batch)) -> Result<shard::WrittenShard> {
+    let mut writer = ShardWriter::create(path, row_len)?;
+    for _ in 0..batches {
+        let batch = loader.next().expect("the loader never ends by itself")?;
+        writer.write(&batch, domain_names)?;
+        on_batch(&batch);
+    }
+    writer.finish()
 }
 
 /// The manifest of a finished export: the loader after its last batch and the progress so far.

@@ -223,7 +223,7 @@ fn sync_folder(path: &Path) -> Result<()> {
 /// An [`Error::Output`] for a failed write, with what to do next.
 pub(crate) fn write_error(action: &str, path: &Path, source: &std::io::Error) -> Error {
     let hint = match source.kind() {
-        std::io::ErrorKind::StorageFull => "; free disk space or choose another --output, then rerun the same command to continue",
+        std::io::ErrorKind::StorageFull => "; free disk space and rerun the same command to continue, or choose another --output",
         std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem => "; choose a writable folder for --output",
         _ => "; check the folder and rerun the same command to continue",
     };
