@@ -207,6 +207,16 @@ pub enum Error {
         /// What is wrong, with the line or row when known.
         message: String,
     },
+
+    /// An export cannot be written: its output folder or a file in it cannot be created or
+    /// written, holds another export or other files, or a shard no longer matches its hash.
+    #[error("{path}: {message}")]
+    Output {
+        /// The output folder or file.
+        path: PathBuf,
+        /// What failed and what to do about it.
+        message: String,
+    },
 }
 
 impl Error {

@@ -17,6 +17,7 @@
 //! - [`batch`]: the [`Batch`] handed to the trainer, and the stream digest.
 //! - [`tokenize`]: pre-tokenizing text shards into token shards.
 //! - [`watch`]: new domain folders that appear under a watched root during a run.
+//! - [`export`]: the stream written to parquet shards with a manifest, resumable after a kill.
 //!
 //! # Example
 //!
@@ -41,6 +42,7 @@
 pub mod batch;
 pub mod config;
 pub mod error;
+pub mod export;
 pub mod mixture;
 pub mod packer;
 pub mod pipeline;

@@ -1,5 +1,7 @@
 //! The `chameleon` command-line tool: a thin layer over the library.
 
+mod export;
+mod inspect;
 mod stream;
 mod tokenize;
 mod weights;
@@ -28,6 +30,10 @@ enum Command {
     Tokenize(tokenize::TokenizeArgs),
     /// Compute Chameleon leverage scores and mixture weights from domain embeddings.
     Weights(weights::WeightsArgs),
+    /// Write the stream to parquet shards with a manifest; rerun to continue after a stop.
+    Export(export::ExportArgs),
+    /// Summarise an export folder or a domain folder of parquet shards.
+    Inspect(inspect::InspectArgs),
 }
 
 fn main() {
@@ -38,6 +44,8 @@ fn main() {
         Command::Stream(args) => stream::run(args),
         Command::Tokenize(args) => tokenize::run(args),
         Command::Weights(args) => weights::run(args),
+        Command::Export(args) => export::run(args),
+        Command::Inspect(args) => inspect::run(args),
     };
     if let Err(error) = outcome {
         eprintln!("error: {error:#}");
