@@ -20,6 +20,7 @@ use common::{config, numbered_documents, temp_dir, token_lists, within, write_co
 use parquet::arrow::arrow_writer::{compute_leaves, ArrowWriterOptions};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::metadata::{ColumnChunkMetaDataBuilder, ParquetMetaDataReader, ParquetMetaDataWriter, RowGroupMetaData};
 use parquet::file::properties::WriterProperties;
 use parquet::file::reader::{FileReader, SerializedFileReader};
 
@@ -701,5 +702,86 @@ fn same_folder_two_domains_named() {
         };
         assert!(error.contains("'books'"), "{case}: {error}");
         assert!(error.contains("'novels'"), "{case}: {error}");
+    }
+}
+
+/// Rewrites the footer of `path`, passing row group `row_group` through `change`.
+fn rewrite_footer(path: &Path, row_group: usize, change: &dyn Fn(RowGroupMetaData) -> RowGroupMetaData) {
+    let bytes = std::fs::read(path).unwrap();
+    let metadata = ParquetMetaDataReader::new().parse_and_finish(&bytes::Bytes::from(bytes.clone())).unwrap();
+    let footer = bytes.len() - 8;
+    let metadata_len = u32::from_le_bytes(bytes[footer..footer + 4].try_into().unwrap()) as usize;
+
+    let mut builder = metadata.into_builder();
+    let mut row_groups = builder.take_row_groups();
+    row_groups[row_group] = change(row_groups[row_group].clone());
+    let metadata = builder.set_row_groups(row_groups).build();
+
+    let mut rewritten = bytes[..footer - metadata_len].to_vec();
+    ParquetMetaDataWriter::new(&mut rewritten, &metadata).finish().unwrap();
+    std::fs::write(path, rewritten).unwrap();
+}
+
+fn with_rows(rows: i64) -> impl Fn(RowGroupMetaData) -> RowGroupMetaData {
+    move |group| group.into_builder().set_num_rows(rows).build().unwrap()
+}
+
+fn with_column(change: fn(ColumnChunkMetaDataBuilder) -> ColumnChunkMetaDataBuilder) -> impl Fn(RowGroupMetaData) -> RowGroupMetaData {
+    move |group| {
+        let columns = group.columns().iter().map(|column| change(column.clone().into_builder()).build().unwrap()).collect();
+        group.into_builder().set_column_metadata(columns).build().unwrap()
+    }
+}
+
+#[test]
+fn negative_footer_row_count_names_file() {
+    let root = temp_dir();
+    let folder = root.path().join("a");
+    write_tokens(&folder.join("good.parquet"), &numbered_documents(0, 40, 20), 10);
+    write_tokens(&folder.join("bad.parquet"), &numbered_documents(100, 40, 20), 10);
+    rewrite_footer(&folder.join("bad.parquet"), 1, &with_rows(-1));
+
+    let failing = config(0, 8, 2, &[("a", &folder, 1.0)]);
+    let error = within(LIMIT, move || Loader::new(failing).expect_err("a negative row count fails at start").to_string());
+    assert!(error.contains("bad.parquet"), "{error}");
+    assert!(error.contains("row group 1"), "{error}");
+    assert!(error.contains("negative row count (-1)"), "{error}");
+
+    let mut skipping = config(0, 8, 2, &[("a", &folder, 1.0)]);
+    skipping.skip_bad_shards = true;
+    let (batches, stats) = within(LIMIT, move || {
+        let mut loader = Loader::new(skipping).unwrap();
+        let batches = take(&mut loader, 100);
+        (batches, loader.stats())
+    });
+    assert_eq!(stats[0].skipped_shards, 1);
+    assert!(batches.iter().flat_map(|batch| batch.tokens.iter()).all(|&token| token < 100_000), "tokens of the skipped shard were read");
+}
+
+#[test]
+fn wrong_footer_counts_never_panic() {
+    let cases: [(&str, &dyn Fn(RowGroupMetaData) -> RowGroupMetaData); 5] = [
+        ("rows far above the data", &with_rows(1 << 40)),
+        ("rows above the data", &with_rows(1000)),
+        ("rows below the data", &with_rows(3)),
+        ("negative value count", &with_column(|column| column.set_num_values(-7))),
+        ("negative size", &with_column(|column| column.set_total_uncompressed_size(-7))),
+    ];
+    for (case, change) in cases {
+        let root = temp_dir();
+        let documents = numbered_documents(0, 40, 20);
+        write_tokens(&root.path().join("a/0.parquet"), &documents, 10);
+        rewrite_footer(&root.path().join("a/0.parquet"), 1, change);
+        let config = config(0, 8, 2, &[("a", &root.path().join("a"), 1.0)]);
+
+        // The loader may read the rows the pages contain, or fail. It must not panic or hang.
+        let outcome = within(LIMIT, move || {
+            let mut loader = Loader::new(config)?;
+            (0..200).map(|_| loader.next().unwrap()).collect::<chameleon::Result<Vec<Batch>>>()
+        });
+        let Ok(batches) = outcome else { continue };
+        let known: std::collections::HashSet<u32> = documents.iter().flatten().copied().chain([0]).collect();
+        let foreign = batches.iter().flat_map(|batch| batch.tokens.iter()).find(|token| !known.contains(token));
+        assert_eq!(foreign, None, "{case}: a token that no document has");
     }
 }
