@@ -2,8 +2,8 @@
 //!
 //! Each case writes one `.parquet` file into a domain folder: random bytes, or a real shard (one
 //! written here by arrow-rs, or a committed fixture) damaged by truncation, flipped bytes,
-//! overwritten ranges or a broken footer length. A loader is built over the folder and a bounded
-//! number of batches is pulled. The property: no panic and no hang. Building may fail, and the
+//! overwritten ranges, a broken footer length or a wrong row count. A loader is built over the
+//! folder and a bounded number of batches is pulled. The property: no panic and no hang. Building may fail, and the
 //! iterator may yield an `Err`. A reader panic that the loader turned into an error still fails
 //! the test, because damaged data must give a parquet error, not a panic.
 //!
@@ -31,6 +31,7 @@ use chameleon::{Config, Error, Loader};
 use common::{fixtures, numbered_documents, temp_dir, within, write_tokens};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, GzipLevel, ZstdLevel};
+use parquet::file::metadata::{ParquetMetaDataReader, ParquetMetaDataWriter};
 use parquet::file::properties::WriterProperties;
 use proptest::prelude::*;
 use proptest::sample::Index;
@@ -83,6 +84,8 @@ enum Damage {
     ZeroFooterLength,
     /// Set the footer's metadata length to a random value.
     FooterLength(u32),
+    /// Rewrite the footer with a row group's row count changed, when the footer parses.
+    RowCount(Index, i64),
 }
 
 #[derive(Debug, Clone)]
@@ -102,6 +105,8 @@ fn damage_strategy() -> impl Strategy<Value = Damage> {
         (any::<Index>(), prop::collection::vec(any::<u8>(), 1..64)).prop_map(|(at, bytes)| Damage::Overwrite(at, bytes)),
         Just(Damage::ZeroFooterLength),
         any::<u32>().prop_map(Damage::FooterLength),
+        // Counts up to 2^40 keep the file's total row count, which the writer sums, within i64.
+        (any::<Index>(), -(1i64 << 40)..(1i64 << 40)).prop_map(|(row_group, rows)| Damage::RowCount(row_group, rows)),
     ]
 }
 
@@ -134,6 +139,34 @@ fn apply(damage: &Damage, bytes: &mut Vec<u8>) {
         Damage::ZeroFooterLength | Damage::FooterLength(_) if len < 8 => {}
         Damage::ZeroFooterLength => bytes[len - 8..len - 4].fill(0),
         Damage::FooterLength(length) => bytes[len - 8..len - 4].copy_from_slice(&length.to_le_bytes()),
+        Damage::RowCount(row_group, rows) => set_row_count(bytes, *row_group, *rows),
+    }
+}
+
+/// Rewrites the footer of `bytes` with one row group's row count set to `rows`. Bytes whose
+/// footer does not parse are left as they are.
+fn set_row_count(bytes: &mut Vec<u8>, row_group: Index, rows: i64) {
+    let Ok(metadata) = ParquetMetaDataReader::new().parse_and_finish(&bytes::Bytes::from(bytes.clone())) else {
+        return;
+    };
+    let footer = bytes.len() - 8;
+    let metadata_len = u32::from_le_bytes(bytes[footer..footer + 4].try_into().unwrap()) as usize;
+    if metadata.num_row_groups() == 0 || metadata_len > footer {
+        return;
+    }
+
+    let mut builder = metadata.into_builder();
+    let mut row_groups = builder.take_row_groups();
+    let index = row_group.index(row_groups.len());
+    let Ok(changed) = row_groups[index].clone().into_builder().set_num_rows(rows).build() else {
+        return;
+    };
+    row_groups[index] = changed;
+    let metadata = builder.set_row_groups(row_groups).build();
+
+    let mut rewritten = bytes[..footer - metadata_len].to_vec();
+    if ParquetMetaDataWriter::new(&mut rewritten, &metadata).finish().is_ok() {
+        *bytes = rewritten;
     }
 }
 
