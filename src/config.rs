@@ -246,11 +246,12 @@ impl Config {
         }
     }
 
-    /// Checks every value that can be checked without opening a shard.
+    /// Checks every value that can be checked without opening a shard, and that no shard file
+    /// belongs to two domains.
     ///
     /// # Errors
     ///
-    /// [`Error::Config`] naming the key and the value.
+    /// [`Error::Config`] naming the key and the value, or both domains of a shared shard.
     pub fn validate(&self) -> Result<()> {
         if self.seq_len == 0 {
             return Err(Error::config("seq_len is 0; it must be at least 1"));
@@ -284,8 +285,37 @@ impl Config {
             }
             domain.document_column(self)?;
         }
-        Ok(())
+        check_shared_shards(&self.domains)
     }
+}
+
+/// Rejects a shard that two domains would both read, however their paths spell it: the same
+/// folder, a glob over it, one of its files, or a symbolic link to it.
+///
+/// Domains whose shards cannot be listed are passed over here; opening the domain reports them.
+fn check_shared_shards(domains: &[DomainConfig]) -> Result<()> {
+    let mut owners: HashMap<PathBuf, &str> = HashMap::new();
+    for domain in domains {
+        let Ok(shards) = crate::source::find_shards(&domain.name, &domain.path) else {
+            continue;
+        };
+        for shard in shards {
+            let key = std::fs::canonicalize(&shard).unwrap_or(shard);
+            match owners.get(&key) {
+                Some(other) if *other != domain.name => {
+                    return Err(Error::config(format!(
+                        "domains '{other}' and '{}' both read shard {}; a shard can belong to one domain only, so fix the `path` of one of them",
+                        domain.name,
+                        key.display()
+                    )));
+                }
+                _ => {
+                    owners.insert(key, &domain.name);
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Resolves a tokenizer that names a file relative to `base`; known tokenizer names stay as they

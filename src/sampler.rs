@@ -107,6 +107,20 @@ impl Sampler {
         index.min(self.last_positive)
     }
 
+    /// Returns the probability of drawing each domain: its share of the generator's range, from
+    /// the `f64` cumulative weights the draws use.
+    pub fn probabilities(&self) -> Vec<f64> {
+        let mut previous = 0.0;
+        self.cumulative
+            .iter()
+            .map(|&edge| {
+                let share = edge - previous;
+                previous = edge;
+                share
+            })
+            .collect()
+    }
+
     /// The generator position, after the draws made so far.
     pub fn state(&self) -> SamplerState {
         SamplerState { seed: self.seed, word_position: self.rng.get_word_pos() }

@@ -7,6 +7,7 @@ use arrow::datatypes::DataType;
 use bytes::Bytes;
 use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
 use parquet::arrow::ProjectionMask;
+use parquet::errors::ParquetError;
 
 use crate::error::{Error, Result};
 
@@ -38,7 +39,7 @@ impl Shard {
     /// # Errors
     ///
     /// [`Error::Io`] when the file cannot be opened or mapped, [`Error::Parquet`] when it is not
-    /// valid parquet.
+    /// valid parquet or its footer gives a row group a negative number of rows.
     pub fn open(domain: &str, path: &Path, column: &str) -> Result<Shard> {
         let file = File::open(path).map_err(|source| Error::io("cannot open shard", path, source))?;
         let length = file.metadata().map_err(|source| Error::io("cannot read size of shard", path, source))?.len();
@@ -53,6 +54,7 @@ impl Shard {
 
         let parquet_error = |source| Error::Parquet { domain: domain.to_string(), path: path.to_path_buf(), row_group: None, source };
         let metadata = ArrowReaderMetadata::load(&bytes, ArrowReaderOptions::new()).map_err(parquet_error)?;
+        check_row_counts(domain, path, &metadata)?;
         let Some(column_root) = metadata.schema().fields().iter().position(|field| field.name() == column) else {
             let found: Vec<_> = metadata.schema().fields().iter().map(|field| field.name().as_str()).collect();
             return Err(Error::Schema {
@@ -79,9 +81,9 @@ impl Shard {
         self.metadata.metadata().row_group(row_group).num_rows() as usize
     }
 
-    /// Rows in the whole shard.
+    /// Rows in the whole shard, as the footer gives them (saturating at `u64::MAX`).
     pub fn num_rows(&self) -> u64 {
-        (0..self.num_row_groups()).map(|group| self.row_group_rows(group) as u64).sum()
+        (0..self.num_row_groups()).fold(0u64, |total, group| total.saturating_add(self.row_group_rows(group) as u64))
     }
 
     /// Leaf values of the document column over the whole shard: the token count of a token
@@ -89,7 +91,8 @@ impl Shard {
     pub fn column_values(&self) -> u64 {
         let metadata = self.metadata.metadata();
         let leaf = self.leaf_index();
-        (0..self.num_row_groups()).map(|group| metadata.row_group(group).column(leaf).num_values() as u64).sum()
+        (0..self.num_row_groups())
+            .fold(0u64, |total, group| total.saturating_add(metadata.row_group(group).column(leaf).num_values().max(0) as u64))
     }
 
     /// Uncompressed bytes of the document column in the whole shard.
@@ -97,8 +100,7 @@ impl Shard {
         let metadata = self.metadata.metadata();
         let leaf = self.leaf_index();
         (0..self.num_row_groups())
-            .map(|group| metadata.row_group(group).column(leaf).uncompressed_size().max(0) as u64)
-            .sum()
+            .fold(0u64, |total, group| total.saturating_add(metadata.row_group(group).column(leaf).uncompressed_size().max(0) as u64))
     }
 
     /// Opens a reader over one row group of the document column, in record batches of bounded
@@ -127,4 +129,19 @@ impl Shard {
         let schema = self.metadata.parquet_schema();
         (0..schema.num_columns()).find(|&leaf| schema.get_column_root_idx(leaf) == self.column_root).unwrap_or(0)
     }
+}
+
+/// Rejects a footer that gives a row group a negative number of rows. The parquet reader accepts
+/// such a footer, and the count would wrap when converted to `usize`.
+fn check_row_counts(domain: &str, path: &Path, metadata: &ArrowReaderMetadata) -> Result<()> {
+    let row_groups = metadata.metadata().row_groups();
+    let Some((row_group, rows)) = row_groups.iter().map(|group| group.num_rows()).enumerate().find(|(_, rows)| *rows < 0) else {
+        return Ok(());
+    };
+    Err(Error::Parquet {
+        domain: domain.to_string(),
+        path: path.to_path_buf(),
+        row_group: Some(row_group),
+        source: ParquetError::General(format!("the footer gives it a negative row count ({rows})")),
+    })
 }
