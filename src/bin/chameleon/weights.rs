@@ -14,8 +14,13 @@ const BAR_WIDTH: usize = 40;
 pub struct WeightsArgs {
     /// Domain embeddings: a folder of <domain>.npy files or a safetensors file with one tensor per
     /// domain (float32 or float64, shape [n, d] or [d]).
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", conflicts_with = "config")]
     pub embeddings: Option<PathBuf>,
+
+    /// A loader configuration: its domains, embeddings (hashed or files) and `[mixture]` policy
+    /// give the scores and weights; the other options are ignored.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
 
     /// pretrain gives more weight to domains that share structure with the others, finetune to
     /// distinctive domains.
@@ -71,8 +76,11 @@ impl Mode {
 
 /// Loads the embeddings, computes leverage scores and weights, and prints them sorted by domain.
 pub fn run(args: WeightsArgs) -> anyhow::Result<()> {
+    if let Some(config) = &args.config {
+        return run_config(config, args.json);
+    }
     let Some(path) = args.embeddings.as_ref() else {
-        anyhow::bail!("no domain embeddings given; pass --embeddings PATH with a folder of <domain>.npy files or a safetensors file");
+        anyhow::bail!("no domain embeddings given; pass --embeddings PATH with a folder of <domain>.npy files or a safetensors file, or --config FILE");
     };
     let embeddings = load_embeddings(path).with_context(|| format!("cannot load domain embeddings from {}", path.display()))?;
 
@@ -95,6 +103,36 @@ pub fn run(args: WeightsArgs) -> anyhow::Result<()> {
         println!("{}", to_json(args.mode, config.lambda, temperature, &names, &mixture));
     } else {
         print!("{}", to_table(args.mode, config.lambda, temperature, &names, &mixture));
+    }
+    Ok(())
+}
+
+/// Computes the mixture a loader would start with for `path`, and prints it sorted by domain.
+fn run_config(path: &std::path::Path, json: bool) -> anyhow::Result<()> {
+    let config = chameleon::Config::from_file(path)?;
+    let mode = match config.mixture.policy {
+        PolicyName::ChameleonFinetune => Mode::Finetune,
+        PolicyName::ChameleonPretrain => Mode::Pretrain,
+        other => anyhow::bail!("the configuration's policy is '{}'; set [mixture] policy = \"chameleon-pretrain\" or \"chameleon-finetune\"", other.as_str()),
+    };
+    let temperature = config.mixture.temperature().context("the Chameleon policies always have a temperature")?;
+    let lambda = config.mixture.lambda;
+    let loader = chameleon::Loader::builder(config).threads(1).build()?;
+    let version = loader.mixture();
+
+    let mut order: Vec<usize> = (0..version.domains.len()).collect();
+    order.sort_by(|&a, &b| version.domains[a].cmp(&version.domains[b]));
+    let names: Vec<&str> = order.iter().map(|&index| version.domains[index].as_str()).collect();
+    let mixture = Mixture {
+        policy: mode.policy(),
+        weights: order.iter().map(|&index| version.weights[index]).collect(),
+        scores: version.scores.as_ref().map(|scores| order.iter().map(|&index| scores[index]).collect()),
+        effective_dimension: version.effective_dimension,
+    };
+    if json {
+        println!("{}", to_json(mode, lambda, temperature, &names, &mixture));
+    } else {
+        print!("{}", to_table(mode, lambda, temperature, &names, &mixture));
     }
     Ok(())
 }
