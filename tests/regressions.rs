@@ -84,6 +84,17 @@ fn epochs_for(tokens: usize, epoch_tokens: usize) -> u64 {
     tokens.div_ceil(epoch_tokens) as u64
 }
 
+/// Joins the messages of `error` and of every error under it.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(&format!(" / {cause}"));
+        source = cause.source();
+    }
+    text
+}
+
 /// Parses configuration text with paths relative to the root folder, without unwrapping.
 fn parse(text: &str) -> chameleon::Result<Config> {
     Config::from_toml_str(text, Path::new("/"))
@@ -182,10 +193,10 @@ fn negligible_weight_domain_reports_zero() {
     let paths: Vec<PathBuf> = ["a", "b", "c"].iter().map(|name| root.path().join(name)).collect();
     let config = config(8, 16, 8, &[("a", &paths[0], 0.5), ("b", &paths[1], 0.5), ("c", &paths[2], 1e-9)]);
 
-    let (stats, state) = within(LIMIT, move || {
+    let stats = within(LIMIT, move || {
         let mut loader = Loader::new(config).unwrap();
         take(&mut loader, 500);
-        (loader.stats(), loader.state())
+        loader.stats()
     });
 
     // 4000 draws at probability 1e-9: with this seed, none picks c.
@@ -196,7 +207,6 @@ fn negligible_weight_domain_reports_zero() {
     assert!(rare.target_weight > 0.0, "{rare:?}");
     assert!(rare.target_weight < 1e-8, "{rare:?}");
     assert_eq!(stats[0].sequences + stats[1].sequences, 4000);
-    assert_eq!(state.domains[2].cursor, Default::default());
 }
 
 #[test]
@@ -213,16 +223,17 @@ fn three_hundred_domain_ids_and_state() {
     config.prefetch_sequences = 2;
     let resume_config = config.clone();
 
-    let (batches, stats, state, resumed) = within(LIMIT, move || {
+    let (batches, stats, resumed) = within(LIMIT, move || {
         let mut loader = Loader::new(config).unwrap();
         let before = take(&mut loader, 40);
-        let state = loader.state();
+        let saved = serde_json::to_string(&loader.state()).unwrap();
         let after = take(&mut loader, 10);
         let stats = loader.stats();
         drop(loader);
-        let mut resumed = Loader::builder(resume_config).resume(state.clone()).build().unwrap();
+        let state = serde_json::from_str(&saved).unwrap();
+        let mut resumed = Loader::builder(resume_config).resume(state).build().unwrap();
         let resumed = take(&mut resumed, 10);
-        ([before, after.clone()].concat(), stats, state, (after, resumed))
+        ([before, after.clone()].concat(), stats, (after, resumed))
     });
 
     let mut rows_per_domain = vec![0u64; 300];
@@ -241,9 +252,7 @@ fn three_hundred_domain_ids_and_state() {
         assert_eq!(domain.name, names[index]);
         assert_eq!(domain.sequences, rows_per_domain[index], "domain {index}");
     }
-    assert_eq!(state.domains.iter().map(|domain| domain.name.clone()).collect::<Vec<_>>(), names);
-    assert_eq!(state.domains.len(), 300);
-    assert_eq!(resumed.0, resumed.1, "a resumed loader continues the same batches");
+    assert_eq!(resumed.0, resumed.1, "a loader resumed from the saved state continues the same batches");
 }
 
 #[test]
@@ -742,7 +751,7 @@ fn negative_footer_row_count_names_file() {
     rewrite_footer(&folder.join("bad.parquet"), 1, &with_rows(-1));
 
     let failing = config(0, 8, 2, &[("a", &folder, 1.0)]);
-    let error = within(LIMIT, move || Loader::new(failing).expect_err("a negative row count fails at start").to_string());
+    let error = within(LIMIT, move || error_chain(&Loader::new(failing).expect_err("a negative row count fails at start")));
     assert!(error.contains("bad.parquet"), "{error}");
     assert!(error.contains("row group 1"), "{error}");
     assert!(error.contains("negative row count (-1)"), "{error}");
