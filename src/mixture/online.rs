@@ -118,7 +118,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn weights_start_at_the_prior() {
+    fn weights_start_uniform() {
         let bandit = OnlineExp3::new(vec![0.5, 0.3, 0.2], DEFAULT_SMOOTHING);
         let weights = bandit.weights();
         // Before any update ε = 1/k, so the weights are uniform whatever the prior.
