@@ -10,13 +10,14 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use crossbeam_channel::{Receiver, Sender};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReader;
 use serde::{Deserialize, Serialize};
 
 use super::order::EpochPlan;
 use super::state::Partition;
 use crate::error::{Error, Result};
 use crate::packer::{PackedSequence, Packer};
-use crate::source::{decode_text, decode_tokens, BatchOrigin, ColumnReader, DocumentRows, DomainSource};
+use crate::source::{decode_text, decode_tokens, BatchOrigin, ColumnReader, DocumentRows, DomainSource, PageBuffers, TokenPages};
 
 /// A position in a domain's stream of tokens, with the counts gathered before it.
 ///
@@ -137,6 +138,7 @@ fn read_domain(task: ReaderTask) -> Result<()> {
     let source = &task.source;
     let mut packer = Packer::new(task.seq_len, source.eos_token);
     let mut rows = DocumentRows::default();
+    let mut buffers = PageBuffers::default();
     let mut cursor = task.start;
     let mut sent = 0u64;
     let mut resume_offset = task.start.offset;
@@ -160,7 +162,12 @@ fn read_domain(task: ReaderTask) -> Result<()> {
             cursor.unit = unit_index as u64;
             cursor.row = first_row;
 
-            let reader = match shard.read_row_group(&source.name, unit.row_group) {
+            let opened = match shard.read_token_pages(&source.name, unit.row_group) {
+                Ok(Some(pages)) => Ok(RowGroupReader::Pages(pages)),
+                Ok(None) => shard.read_row_group(&source.name, unit.row_group).map(RowGroupReader::Arrow),
+                Err(error) => Err(error),
+            };
+            let mut reader = match opened {
                 Ok(reader) => reader,
                 Err(error) if task.skip_bad_shards => {
                     skip_row_group(source, &mut cursor, &error);
@@ -170,29 +177,20 @@ fn read_domain(task: ReaderTask) -> Result<()> {
             };
 
             let mut row_base = 0u64;
-            for record_batch in reader {
-                let decoded = record_batch.map_err(|source_error| Error::Parquet {
-                    domain: source.name.clone(),
-                    path: shard.path.clone(),
-                    row_group: Some(unit.row_group),
-                    source: source_error.into(),
-                });
-                let record_batch = match decoded {
-                    Ok(batch) => batch,
-                    Err(error) if task.skip_bad_shards => {
+            loop {
+                let origin = BatchOrigin { domain: &source.name, path: &shard.path, row_group: unit.row_group, first_row: row_base as usize };
+                let decoded = {
+                    let _permit = task.permits.acquire();
+                    reader.next_rows(&source.reader, origin, &mut buffers, &mut rows)
+                };
+                match decoded {
+                    Ok(true) => {}
+                    Ok(false) => break,
+                    Err(error @ Error::Parquet { .. }) if task.skip_bad_shards => {
                         skip_row_group(source, &mut cursor, &error);
                         break;
                     }
                     Err(error) => return Err(error),
-                };
-
-                let origin = BatchOrigin { domain: &source.name, path: &shard.path, row_group: unit.row_group, first_row: row_base as usize };
-                {
-                    let _permit = task.permits.acquire();
-                    match &source.reader {
-                        ColumnReader::Tokens { .. } => decode_tokens(record_batch.column(0), origin, &mut rows)?,
-                        ColumnReader::Text { tokenizer, .. } => decode_text(record_batch.column(0), tokenizer, origin, &mut rows)?,
-                    }
                 }
 
                 for index in 0..rows.len() {
@@ -231,6 +229,7 @@ fn read_domain(task: ReaderTask) -> Result<()> {
                 }
                 row_base += rows.len() as u64;
             }
+            shard.release_row_group(unit.row_group);
         }
 
         if full_epoch && !produced {
@@ -246,6 +245,37 @@ fn read_domain(task: ReaderTask) -> Result<()> {
         }
         cursor = DomainCursor { epoch: cursor.epoch + 1, unit: 0, row: 0, offset: 0, ..cursor };
         resume_offset = 0;
+    }
+}
+
+/// One row group's document column, read either straight from its pages (token lists of
+/// `INT32` or `INT64` ids) or through arrow record batches (everything else, text included).
+enum RowGroupReader {
+    Pages(TokenPages),
+    Arrow(ParquetRecordBatchReader),
+}
+
+impl RowGroupReader {
+    /// Decodes the next chunk of rows into `rows`; `Ok(false)` at the end of the row group.
+    fn next_rows(&mut self, column: &ColumnReader, origin: BatchOrigin<'_>, buffers: &mut PageBuffers, rows: &mut DocumentRows) -> Result<bool> {
+        let reader = match self {
+            RowGroupReader::Pages(pages) => return pages.next_rows(origin, buffers, rows),
+            RowGroupReader::Arrow(reader) => reader,
+        };
+        let Some(record_batch) = reader.next() else {
+            return Ok(false);
+        };
+        let record_batch = record_batch.map_err(|source| Error::Parquet {
+            domain: origin.domain.to_string(),
+            path: origin.path.to_path_buf(),
+            row_group: Some(origin.row_group),
+            source: source.into(),
+        })?;
+        match column {
+            ColumnReader::Tokens { .. } => decode_tokens(record_batch.column(0), origin, rows)?,
+            ColumnReader::Text { tokenizer, .. } => decode_text(record_batch.column(0), tokenizer, origin, rows)?,
+        }
+        Ok(true)
     }
 }
 

@@ -48,7 +48,7 @@ impl DocumentRows {
         &self.tokens[self.offsets[row]..self.offsets[row + 1]]
     }
 
-    fn clear(&mut self) {
+    pub(crate) fn clear(&mut self) {
         self.tokens.clear();
         self.offsets.clear();
         self.offsets.push(0);

@@ -6,6 +6,7 @@
 //! [`DocumentRows`] ([`decode_tokens`], [`decode_text`]).
 
 mod decode;
+mod pages;
 mod sample;
 mod shard;
 mod tokenizer;
@@ -15,6 +16,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub use decode::{check_text_type, check_token_type, decode_text, decode_tokens, BatchOrigin, DocumentRows, TokenId};
+pub use pages::{PageBuffers, TokenPages};
 pub use sample::sample_documents;
 pub use shard::Shard;
 pub use tokenizer::{Tokenizer, TIKTOKEN_NAMES};

@@ -2,12 +2,18 @@
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use arrow::datatypes::DataType;
 use bytes::Bytes;
 use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
 use parquet::arrow::ProjectionMask;
 use parquet::errors::ParquetError;
+use parquet::column::reader::get_column_reader;
+use parquet::file::serialized_reader::SerializedPageReader;
+
+use super::check_text_type;
+use super::pages::{ListLevels, TokenPages};
 
 use crate::error::{Error, Result};
 
@@ -15,8 +21,28 @@ use crate::error::{Error, Result};
 /// is read in several bounded pieces (and string offsets never approach 2^31).
 const RECORD_BATCH_BYTES: usize = 8 << 20;
 
+/// Upper bound on the bytes of one record batch of a text column. Tokenizing whole fixture row
+/// groups (about 200 KB each) kept the first batch waiting 0.5 to 0.9 s on a 2-core machine, so
+/// small batches let a reader send its first sequences early. Their per-batch overhead is small
+/// next to tokenizing.
+const TEXT_RECORD_BATCH_BYTES: usize = 32 << 10;
+
 /// Upper bound on the rows of one decoded record batch.
 const RECORD_BATCH_ROWS: usize = 8192;
+
+/// Upper bound on the leaf values (token ids, plus one per empty or null row) of one decoded
+/// record batch. Each costs about 8 bytes while decoded (the `u32` id and two 16-bit levels), so a
+/// reader keeps about 4 MiB of decoded ids, whatever the size of the shard's row groups.
+const RECORD_BATCH_VALUES: usize = 1 << 19;
+
+/// A shared memory map as the owner of [`Bytes`].
+struct SharedMap(Arc<memmap2::Mmap>);
+
+impl AsRef<[u8]> for SharedMap {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
 
 /// One parquet file of a domain, memory-mapped, with its footer parsed.
 #[derive(Debug, Clone)]
@@ -24,9 +50,13 @@ pub struct Shard {
     /// The file.
     pub path: PathBuf,
     bytes: Bytes,
+    /// The map behind `bytes`, kept to release the pages of row groups already read.
+    map: Option<Arc<memmap2::Mmap>>,
     metadata: ArrowReaderMetadata,
     /// Index of the document column among the file's top-level columns.
     column_root: usize,
+    /// The level layout of a token column that [`Shard::read_token_pages`] can read.
+    list_levels: Option<ListLevels>,
 }
 
 impl Shard {
@@ -43,13 +73,14 @@ impl Shard {
     pub fn open(domain: &str, path: &Path, column: &str) -> Result<Shard> {
         let file = File::open(path).map_err(|source| Error::io("cannot open shard", path, source))?;
         let length = file.metadata().map_err(|source| Error::io("cannot read size of shard", path, source))?.len();
-        let bytes = if length == 0 {
-            Bytes::new()
+        let (bytes, map) = if length == 0 {
+            (Bytes::new(), None)
         } else {
             // SAFETY: the map is read-only and shards are not modified while they are read (see
             // the NOTE above); a concurrent truncation is the one case this cannot rule out.
             let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|source| Error::io("cannot memory-map shard", path, source))?;
-            Bytes::from_owner(map)
+            let map = Arc::new(map);
+            (Bytes::from_owner(SharedMap(Arc::clone(&map))), Some(map))
         };
 
         let parquet_error = |source| Error::Parquet { domain: domain.to_string(), path: path.to_path_buf(), row_group: None, source };
@@ -63,7 +94,11 @@ impl Shard {
                 message: format!("column '{column}' not found; the shard has columns [{}]; set `column` or `text_column` on the domain", found.join(", ")),
             });
         };
-        Ok(Shard { path: path.to_path_buf(), bytes, metadata, column_root })
+        let mut shard = Shard { path: path.to_path_buf(), bytes, map, metadata, column_root, list_levels: None };
+        if matches!(shard.column_type(), DataType::List(_) | DataType::LargeList(_)) {
+            shard.list_levels = ListLevels::of(&shard.metadata.parquet_schema().column(shard.leaf_index()));
+        }
+        Ok(shard)
     }
 
     /// The arrow type of the document column.
@@ -110,18 +145,70 @@ impl Shard {
     ///
     /// [`Error::Parquet`] naming the row group when the reader cannot be set up.
     pub fn read_row_group(&self, domain: &str, row_group: usize) -> Result<ParquetRecordBatchReader> {
-        let rows = self.row_group_rows(row_group).max(1);
-        let column_bytes = self.metadata.metadata().row_group(row_group).column(self.leaf_index()).uncompressed_size().max(1) as usize;
-        let row_bytes = column_bytes.div_ceil(rows).max(1);
-        let batch_rows = (RECORD_BATCH_BYTES / row_bytes).clamp(1, RECORD_BATCH_ROWS);
-
         let mask = ProjectionMask::roots(self.metadata.parquet_schema(), [self.column_root]);
         ParquetRecordBatchReaderBuilder::new_with_metadata(self.bytes.clone(), self.metadata.clone())
             .with_projection(mask)
             .with_row_groups(vec![row_group])
-            .with_batch_size(batch_rows)
+            .with_batch_size(self.chunk_rows(row_group))
             .build()
             .map_err(|source| Error::Parquet { domain: domain.to_string(), path: self.path.clone(), row_group: Some(row_group), source })
+    }
+
+    /// Opens a reader over one row group of a token column that decodes its pages straight into
+    /// [`DocumentRows`](super::DocumentRows), in chunks of as many rows as
+    /// [`Shard::read_row_group`]'s record batches hold. Returns `Ok(None)` for a column that only
+    /// the arrow path reads: text, or ids that are not a plain list of `INT32` or `INT64`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Parquet`] naming the row group when the reader cannot be set up.
+    pub fn read_token_pages(&self, domain: &str, row_group: usize) -> Result<Option<TokenPages>> {
+        let Some(levels) = self.list_levels else {
+            return Ok(None);
+        };
+        let parquet_error = |source| Error::Parquet { domain: domain.to_string(), path: self.path.clone(), row_group: Some(row_group), source };
+        let leaf = self.leaf_index();
+        let metadata = self.metadata.metadata();
+        let group = metadata.row_group(row_group);
+        let page_reader = SerializedPageReader::new(Arc::new(self.bytes.clone()), group.column(leaf), group.num_rows().max(0) as usize, None)
+            .map_err(parquet_error)?;
+        let column = get_column_reader(self.metadata.parquet_schema().column(leaf), Box::new(page_reader));
+        TokenPages::new(column, levels, self.chunk_rows(row_group)).map(Some).map_err(parquet_error)
+    }
+
+    /// Drops this process's pages of the document column of `row_group`, once a reader is done
+    /// with it, so that resident memory does not grow with the share of the corpus read. The
+    /// pages stay in the page cache, and a later read maps them again.
+    pub fn release_row_group(&self, row_group: usize) {
+        let Some(map) = &self.map else {
+            return;
+        };
+        let (start, length) = self.metadata.metadata().row_group(row_group).column(self.leaf_index()).byte_range();
+        let (Ok(start), Ok(length)) = (usize::try_from(start), usize::try_from(length)) else {
+            return;
+        };
+        if start.saturating_add(length) > map.len() {
+            return;
+        }
+        // SAFETY: the map is a read-only shared map of a file, so MADV_DONTNEED only drops page
+        // table entries: the next access reads the same bytes from the file again, and every
+        // slice into the map stays valid.
+        let released = unsafe { map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, start, length) };
+        if let Err(error) = released {
+            tracing::debug!(shard = %self.path.display(), row_group, %error, "cannot release the pages of a row group");
+        }
+    }
+
+    /// Rows of one record batch or chunk of `row_group`: as many as fit in
+    /// [`RECORD_BATCH_BYTES`] of encoded column ([`TEXT_RECORD_BATCH_BYTES`] for text) and
+    /// [`RECORD_BATCH_VALUES`] leaf values, at most [`RECORD_BATCH_ROWS`].
+    fn chunk_rows(&self, row_group: usize) -> usize {
+        let budget = if check_text_type(self.column_type()).is_ok() { TEXT_RECORD_BATCH_BYTES } else { RECORD_BATCH_BYTES };
+        let rows = self.row_group_rows(row_group).max(1);
+        let column = self.metadata.metadata().row_group(row_group).column(self.leaf_index());
+        let row_bytes = (column.uncompressed_size().max(1) as usize).div_ceil(rows).max(1);
+        let row_values = (column.num_values().max(1) as usize).div_ceil(rows).max(1);
+        (budget / row_bytes).min(RECORD_BATCH_VALUES / row_values).clamp(1, RECORD_BATCH_ROWS)
     }
 
     /// Index of the leaf column under the document column (a list column has one leaf).
