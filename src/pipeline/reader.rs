@@ -162,6 +162,11 @@ fn read_domain(task: ReaderTask) -> Result<()> {
             cursor.unit = unit_index as u64;
             cursor.row = first_row;
 
+            // Reading ahead one row group overlaps its disk reads with decoding this one.
+            shard.prefetch_row_group(unit.row_group);
+            if let Some(next) = (unit_index + 1..units.len()).find(|&index| plan.reads_unit(index)) {
+                source.shards[units[next].shard].prefetch_row_group(units[next].row_group);
+            }
             let opened = match shard.read_token_pages(&source.name, unit.row_group) {
                 Ok(Some(pages)) => Ok(RowGroupReader::Pages(pages)),
                 Ok(None) => shard.read_row_group(&source.name, unit.row_group).map(RowGroupReader::Arrow),
