@@ -47,7 +47,20 @@ pub struct Sequence {
     pub packed: PackedSequence,
     /// Where the domain's stream continues after this sequence.
     pub end: DomainCursor,
+    /// Where [`Sequence::recycle`] sends the buffers back to the reader.
+    spare: Sender<PackedSequence>,
 }
+
+impl Sequence {
+    /// Hands the buffers back to the domain's reader for a later sequence, once the consumer has
+    /// copied the tokens out. Dropping the sequence instead is correct too, and frees them.
+    pub fn recycle(self) {
+        let _ = self.spare.try_send(self.packed);
+    }
+}
+
+/// Emptied sequences waiting to return to a reader; more are freed.
+const SPARE_SEQUENCES: usize = 16;
 
 /// Decode permits shared by all readers: a permit is a message in a bounded channel.
 #[derive(Debug, Clone)]
@@ -139,6 +152,7 @@ fn read_domain(task: ReaderTask) -> Result<()> {
     let mut packer = Packer::new(task.seq_len, source.eos_token);
     let mut rows = DocumentRows::default();
     let mut buffers = PageBuffers::default();
+    let (spare_sender, spare) = crossbeam_channel::bounded(SPARE_SEQUENCES);
     let mut cursor = task.start;
     let mut sent = 0u64;
     let mut resume_offset = task.start.offset;
@@ -213,6 +227,9 @@ fn read_domain(task: ReaderTask) -> Result<()> {
                     }
                     produced = true;
 
+                    for sequence in spare.try_iter() {
+                        packer.recycle(sequence);
+                    }
                     let skip = std::mem::take(&mut resume_offset) as usize;
                     let mut flow = Flow::Continue;
                     packer.push(document, skip, |packed, consumed| {
@@ -220,7 +237,7 @@ fn read_domain(task: ReaderTask) -> Result<()> {
                             return;
                         }
                         let end = DomainCursor { offset: consumed as u64, ..cursor };
-                        if task.sender.send(Ok(Sequence { packed, end })).is_err() {
+                        if task.sender.send(Ok(Sequence { packed, end, spare: spare_sender.clone() })).is_err() {
                             flow = Flow::Disconnected;
                         }
                         sent += 1;
