@@ -251,7 +251,7 @@ fn read_domain(task: ReaderTask) -> Result<()> {
                 }
                 row_base += rows.len() as u64;
             }
-            shard.release_row_group(unit.row_group);
+            shard.release_pages();
         }
 
         if full_epoch && !produced {
