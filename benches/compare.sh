@@ -11,6 +11,9 @@
 #            repository); a peer is skipped with a message when the folder, python3 or its
 #            packages are missing.
 #   CHAMELEON  the binary (default: target/release/chameleon, built if missing)
+#   COLD     set to 1 to skip reading every shard once before the runs. By default the shards are
+#            read first, so every tool reads them from the page cache and the figures compare
+#            decoding, not the disk (a cold cache favours whichever tool runs second).
 set -euo pipefail
 
 root=${1:?usage: benches/compare.sh ROOT [STEPS] [THREADS]}
@@ -34,10 +37,14 @@ for folder in "$root"/*/; do
     printf '[[domains]]\nname = "%s"\npath = "%s"\nweight = 1.0\n' "$name" "${folder%/}" >> "$config"
 done
 
+if [ "${COLD:-0}" != 1 ]; then
+    find -L "$root" -name '*.parquet' -exec cat {} + > /dev/null
+fi
+
 peak_mb() { awk '/Maximum resident set size/ {printf "%.0f", $6 / 1024}' "$1"; }
 
 echo "machine: $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p'), $(date -u +%Y-%m-%d)"
-echo "data: $root ($(du -sh "$root" | cut -f1)), chameleon --steps $steps --threads $threads"
+echo "data: $root ($(du -shL "$root" | cut -f1)), chameleon --steps $steps --threads $threads, page cache $([ "${COLD:-0}" = 1 ] && echo "as found" || echo "warmed")"
 
 /usr/bin/time -v "$chameleon" stream --config "$config" --steps "$steps" --threads "$threads" --json \
     > "$work/chameleon.json" 2> "$work/chameleon.time"

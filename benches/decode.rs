@@ -1,4 +1,6 @@
-//! Reading a row group: parquet decode of the token column, and id conversion to u32.
+//! Reading a row group: parquet decode of the token column and id conversion to u32, through
+//! arrow record batches (`parquet_row_group` then `to_u32`, or both as `arrow_path`) and straight
+//! from the pages (`pages`, what the readers use for lists of INT32 and INT64 ids).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -6,7 +8,7 @@ use std::sync::Arc;
 use arrow::array::{ArrayRef, Int64Array, ListArray, RecordBatch, UInt32Array};
 use arrow::buffer::OffsetBuffer;
 use arrow::datatypes::{DataType, Field, Schema};
-use chameleon::source::{decode_tokens, BatchOrigin, DocumentRows, Shard};
+use chameleon::source::{decode_tokens, BatchOrigin, DocumentRows, PageBuffers, Shard};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
@@ -49,6 +51,29 @@ fn decode(c: &mut Criterion) {
         let origin = BatchOrigin { domain: "bench", path, row_group: 0, first_row: 0 };
         let mut rows = DocumentRows::default();
         group.bench_function(format!("to_u32/{name}"), |b| b.iter(|| decode_tokens(batch.column(0), origin, &mut rows).unwrap()));
+
+        group.bench_function(format!("arrow_path/{name}"), |b| {
+            b.iter(|| {
+                let mut tokens = 0;
+                for batch in shard.read_row_group("bench", 0).unwrap() {
+                    decode_tokens(batch.unwrap().column(0), origin, &mut rows).unwrap();
+                    tokens += rows.tokens.len();
+                }
+                tokens
+            })
+        });
+
+        let mut buffers = PageBuffers::default();
+        group.bench_function(format!("pages/{name}"), |b| {
+            b.iter(|| {
+                let mut pages = shard.read_token_pages("bench", 0).unwrap().expect("a list of integers is read through pages");
+                let mut tokens = 0;
+                while pages.next_rows(origin, &mut buffers, &mut rows).unwrap() {
+                    tokens += rows.tokens.len();
+                }
+                tokens
+            })
+        });
     }
     group.finish();
 }

@@ -37,7 +37,12 @@ pub struct Packer {
     sequence_tokens: usize,
     eos_token: u32,
     current: PackedSequence,
+    /// Emptied sequences handed back by [`Packer::recycle`], filled before new ones are allocated.
+    spare: Vec<PackedSequence>,
 }
+
+/// Spare sequences a packer keeps at most; more are freed.
+const MAX_SPARE_SEQUENCES: usize = 8;
 
 impl Packer {
     /// Makes a packer for sequences of `seq_len + 1` tokens, appending `eos_token` after each
@@ -49,7 +54,7 @@ impl Packer {
     pub fn new(seq_len: usize, eos_token: u32) -> Packer {
         assert!(seq_len >= 1, "seq_len is validated to be at least 1");
         let sequence_tokens = seq_len + 1;
-        Packer { sequence_tokens, eos_token, current: Self::empty_sequence(sequence_tokens) }
+        Packer { sequence_tokens, eos_token, current: Self::empty_sequence(sequence_tokens), spare: Vec::new() }
     }
 
     /// Appends `document` followed by the end-of-document token, starting `skip` tokens into that
@@ -77,10 +82,23 @@ impl Packer {
             }
 
             if self.current.tokens.len() == self.sequence_tokens {
-                let full = std::mem::replace(&mut self.current, Self::empty_sequence(self.sequence_tokens));
+                let next = self.spare.pop().unwrap_or_else(|| Self::empty_sequence(self.sequence_tokens));
+                let full = std::mem::replace(&mut self.current, next);
                 on_full(full, position);
             }
         }
+    }
+
+    /// Keeps the buffers of a sequence the consumer is done with, so that a later sequence reuses
+    /// them instead of allocating: a fresh buffer per sequence cost about three times as much in
+    /// the hand-off benchmark (`benches/handoff.rs`).
+    pub fn recycle(&mut self, mut sequence: PackedSequence) {
+        if self.spare.len() >= MAX_SPARE_SEQUENCES || sequence.tokens.capacity() < self.sequence_tokens {
+            return;
+        }
+        sequence.tokens.clear();
+        sequence.doc_starts.clear();
+        self.spare.push(sequence);
     }
 
     /// Tokens waiting in the sequence being filled.
@@ -146,6 +164,17 @@ mod tests {
         assert_eq!(sequences[0].0.tokens, [3, 4, 5, 0]);
         assert!(sequences[0].0.doc_starts.is_empty());
         assert_eq!(sequences[0].1, 6);
+    }
+
+    #[test]
+    fn recycled_buffers_are_emptied() {
+        let mut packer = Packer::new(2, 0);
+        packer.recycle(PackedSequence { tokens: vec![9; 3], doc_starts: vec![1] });
+        let mut sequences = Vec::new();
+        packer.push(&[1, 2, 3, 4, 5], 0, |sequence, _| sequences.push(sequence));
+        assert_eq!(sequences[0].tokens, [1, 2, 3]);
+        assert_eq!(sequences[1].tokens, [4, 5, 0]);
+        assert!(sequences[1].doc_starts.is_empty());
     }
 
     #[test]

@@ -288,6 +288,7 @@ impl Loader {
             domain.cursor = sequence.end;
             domain.tokens += width as u64;
             domain.sequences += 1;
+            sequence.recycle();
         }
 
         let batch = Batch { step: self.step, seq_len, tokens, domains, doc_starts, doc_start_offsets, domain_names: Arc::clone(&self.names) };

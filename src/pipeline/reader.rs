@@ -47,7 +47,20 @@ pub struct Sequence {
     pub packed: PackedSequence,
     /// Where the domain's stream continues after this sequence.
     pub end: DomainCursor,
+    /// Where [`Sequence::recycle`] sends the buffers back to the reader.
+    spare: Sender<PackedSequence>,
 }
+
+impl Sequence {
+    /// Hands the buffers back to the domain's reader for a later sequence, once the consumer has
+    /// copied the tokens out. Dropping the sequence instead is correct too, and frees them.
+    pub fn recycle(self) {
+        let _ = self.spare.try_send(self.packed);
+    }
+}
+
+/// Emptied sequences waiting to return to a reader; more are freed.
+const SPARE_SEQUENCES: usize = 16;
 
 /// Decode permits shared by all readers: a permit is a message in a bounded channel.
 #[derive(Debug, Clone)]
@@ -139,6 +152,7 @@ fn read_domain(task: ReaderTask) -> Result<()> {
     let mut packer = Packer::new(task.seq_len, source.eos_token);
     let mut rows = DocumentRows::default();
     let mut buffers = PageBuffers::default();
+    let (spare_sender, spare) = crossbeam_channel::bounded(SPARE_SEQUENCES);
     let mut cursor = task.start;
     let mut sent = 0u64;
     let mut resume_offset = task.start.offset;
@@ -162,6 +176,11 @@ fn read_domain(task: ReaderTask) -> Result<()> {
             cursor.unit = unit_index as u64;
             cursor.row = first_row;
 
+            // Reading ahead one row group overlaps its disk reads with decoding this one.
+            shard.prefetch_row_group(unit.row_group);
+            if let Some(next) = (unit_index + 1..units.len()).find(|&index| plan.reads_unit(index)) {
+                source.shards[units[next].shard].prefetch_row_group(units[next].row_group);
+            }
             let opened = match shard.read_token_pages(&source.name, unit.row_group) {
                 Ok(Some(pages)) => Ok(RowGroupReader::Pages(pages)),
                 Ok(None) => shard.read_row_group(&source.name, unit.row_group).map(RowGroupReader::Arrow),
@@ -208,6 +227,9 @@ fn read_domain(task: ReaderTask) -> Result<()> {
                     }
                     produced = true;
 
+                    for sequence in spare.try_iter() {
+                        packer.recycle(sequence);
+                    }
                     let skip = std::mem::take(&mut resume_offset) as usize;
                     let mut flow = Flow::Continue;
                     packer.push(document, skip, |packed, consumed| {
@@ -215,7 +237,7 @@ fn read_domain(task: ReaderTask) -> Result<()> {
                             return;
                         }
                         let end = DomainCursor { offset: consumed as u64, ..cursor };
-                        if task.sender.send(Ok(Sequence { packed, end })).is_err() {
+                        if task.sender.send(Ok(Sequence { packed, end, spare: spare_sender.clone() })).is_err() {
                             flow = Flow::Disconnected;
                         }
                         sent += 1;
@@ -229,7 +251,7 @@ fn read_domain(task: ReaderTask) -> Result<()> {
                 }
                 row_base += rows.len() as u64;
             }
-            shard.release_row_group(unit.row_group);
+            shard.release_pages();
         }
 
         if full_epoch && !produced {

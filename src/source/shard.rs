@@ -176,27 +176,47 @@ impl Shard {
         TokenPages::new(column, levels, self.chunk_rows(row_group)).map(Some).map_err(parquet_error)
     }
 
-    /// Drops this process's pages of the document column of `row_group`, once a reader is done
-    /// with it, so that resident memory does not grow with the share of the corpus read. The
-    /// pages stay in the page cache, and a later read maps them again.
-    pub fn release_row_group(&self, row_group: usize) {
+    /// Asks the kernel to read the document column of `row_group` into the page cache in the
+    /// background. Readers visit row groups in a shuffled order, so without this a shard that
+    /// is not cached yet is read in small page faults, one at a time, as decoding reaches them.
+    pub fn prefetch_row_group(&self, row_group: usize) {
+        let Some((map, start, length)) = self.mapped_column_chunk(row_group) else {
+            return;
+        };
+        if let Err(error) = map.advise_range(memmap2::Advice::WillNeed, start, length) {
+            tracing::debug!(shard = %self.path.display(), row_group, %error, "cannot prefetch a row group");
+        }
+    }
+
+    /// Drops this process's pages of the whole shard, once a reader is done with a row group,
+    /// so that resident memory does not grow with the share of the corpus read. The pages stay
+    /// in the page cache, and a later read maps them again.
+    ///
+    /// The whole map is released, not only the row group's byte range: a page fault maps cached
+    /// pages around it too (fault-around, and whole large folios on newer kernels), and releasing
+    /// only the byte range, even with 64 KiB on each side, left resident memory growing by about
+    /// 7 MB/s on the 1.7 GB synthetic set. One reader reads a shard at a time, so this costs at
+    /// most a fault on a later read.
+    pub fn release_pages(&self) {
         let Some(map) = &self.map else {
             return;
         };
-        let (start, length) = self.metadata.metadata().row_group(row_group).column(self.leaf_index()).byte_range();
-        let (Ok(start), Ok(length)) = (usize::try_from(start), usize::try_from(length)) else {
-            return;
-        };
-        if start.saturating_add(length) > map.len() {
-            return;
-        }
         // SAFETY: the map is a read-only shared map of a file, so MADV_DONTNEED only drops page
         // table entries: the next access reads the same bytes from the file again, and every
         // slice into the map stays valid.
-        let released = unsafe { map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, start, length) };
+        let released = unsafe { map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, 0, map.len()) };
         if let Err(error) = released {
-            tracing::debug!(shard = %self.path.display(), row_group, %error, "cannot release the pages of a row group");
+            tracing::debug!(shard = %self.path.display(), %error, "cannot release the pages of a shard");
         }
+    }
+
+    /// The map and the byte range of the document column of `row_group` in it, when the shard
+    /// is mapped and the range lies inside the file.
+    fn mapped_column_chunk(&self, row_group: usize) -> Option<(&memmap2::Mmap, usize, usize)> {
+        let map = self.map.as_deref()?;
+        let (start, length) = self.metadata.metadata().row_group(row_group).column(self.leaf_index()).byte_range();
+        let (start, length) = (usize::try_from(start).ok()?, usize::try_from(length).ok()?);
+        (start.checked_add(length)? <= map.len()).then_some((map, start, length))
     }
 
     /// Rows of one record batch or chunk of `row_group`: as many as fit in
