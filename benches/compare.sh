@@ -7,9 +7,8 @@
 #   STEPS    batches of 8 x 2049 tokens for chameleon (default 2000)
 #   THREADS  chameleon's --threads (default: the available cores)
 # Environment:
-#   PEERS    folder with pyarrow_raw.py and hf_interleave.py (default: ../shared/peers beside the
-#            repository); a peer is skipped with a message when the folder, python3 or its
-#            packages are missing.
+#   PEERS    folder with the peer scripts pyarrow_raw.py and hf_interleave.py; a peer is skipped
+#            with a message when its script, python3 or its packages are missing.
 #   CHAMELEON  the binary (default: target/release/chameleon, built if missing)
 #   COLD     set to 1 to skip reading every shard once before the runs. By default the shards are
 #            read first, so every tool reads them from the page cache and the figures compare
@@ -51,9 +50,10 @@ echo "data: $root ($(du -shL "$root" | cut -f1)), chameleon --steps $steps --thr
 chameleon_rate=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["tokens_per_second"])' "$work/chameleon.json")
 chameleon_cpu=$(awk -F': ' '/User time/ {u=$2} /System time/ {s=$2} END {print u + s}' "$work/chameleon.time")
 chameleon_tokens=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["tokens"])' "$work/chameleon.json")
-printf 'chameleon      tokens/s %.4e  peak RSS %s MB  CPU-seconds per 1e9 tokens %.1f\n' \
-    "$chameleon_rate" "$(peak_mb "$work/chameleon.time")" \
-    "$(python3 -c "print($chameleon_cpu / $chameleon_tokens * 1e9)")"
+chameleon_digest=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["digest"])' "$work/chameleon.json")
+printf 'chameleon      tokens/s %.4e  per core %.4e  peak RSS %s MB  CPU-seconds per 1e9 tokens %.1f  tokens %s  digest %s\n' \
+    "$chameleon_rate" "$(python3 -c "print($chameleon_rate / $(nproc))")" "$(peak_mb "$work/chameleon.time")" \
+    "$(python3 -c "print($chameleon_cpu / $chameleon_tokens * 1e9)")" "$chameleon_tokens" "$chameleon_digest"
 
 run_peer() {
     local name=$1
@@ -66,10 +66,13 @@ run_peer() {
         echo "$name: skipped, it failed (missing python3 packages?): $(grep -m1 -E 'Error|error' "$work/$name.time" || true)"
         return
     fi
-    local rate
+    local rate tokens cpu
     rate=$(sed -n 's/.*tokens_per_s=\([^ ]*\).*/\1/p' "$work/$name.out")
-    printf '%-14s tokens/s %.4e  peak RSS %s MB  chameleon / %s = %.1fx\n' \
-        "$name" "$rate" "$(peak_mb "$work/$name.time")" "$name" "$(python3 -c "print($chameleon_rate / $rate)")"
+    tokens=$(sed -n 's/.*tokens=\([0-9]*\).*/\1/p' "$work/$name.out")
+    cpu=$(awk -F': ' '/User time/ {u=$2} /System time/ {s=$2} END {print u + s}' "$work/$name.time")
+    printf '%-14s tokens/s %.4e  peak RSS %s MB  CPU-seconds per 1e9 tokens %.1f (whole process)  chameleon / %s = %.1fx\n' \
+        "$name" "$rate" "$(peak_mb "$work/$name.time")" "$(python3 -c "print($cpu / $tokens * 1e9)")" \
+        "$name" "$(python3 -c "print($chameleon_rate / $rate)")"
 }
 
 run_peer pyarrow_raw "$root"
