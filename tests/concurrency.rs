@@ -100,7 +100,7 @@ fn full_channels_of_one_sequence_still_flow() {
     let paths: Vec<_> = names.iter().map(|name| root.path().join(name)).collect();
     let domains: Vec<_> = names.iter().zip(&paths).map(|(name, path)| (name.as_str(), path.as_path(), 1.0)).collect();
     let mut config = config(5, 16, 8, &domains);
-    config.prefetch_sequences = 1;
+    config.prefetch_sequences = Some(1);
     within(LIMIT, move || {
         let mut loader = Loader::builder(config).threads(1).build().unwrap();
         for _ in 0..300 {
@@ -119,7 +119,7 @@ fn three_hundred_domains() {
     let paths: Vec<_> = names.iter().map(|name| root.path().join(name)).collect();
     let domains: Vec<_> = names.iter().zip(&paths).map(|(name, path)| (name.as_str(), path.as_path(), 1.0)).collect();
     let mut config = config(2, 16, 32, &domains);
-    config.prefetch_sequences = 4;
+    config.prefetch_sequences = Some(4);
     within(LIMIT, move || {
         let mut loader = Loader::new(config).unwrap();
         let mut seen = std::collections::HashSet::new();

@@ -220,7 +220,7 @@ fn three_hundred_domain_ids_and_state() {
     let paths: Vec<_> = names.iter().map(|name| root.path().join(name)).collect();
     let domains: Vec<_> = names.iter().zip(&paths).map(|(name, path)| (name.as_str(), path.as_path(), 1.0)).collect();
     let mut config = config(2, 16, 64, &domains);
-    config.prefetch_sequences = 2;
+    config.prefetch_sequences = Some(2);
     let resume_config = config.clone();
 
     let (batches, stats, resumed) = within(LIMIT, move || {

@@ -210,7 +210,7 @@ impl Loader {
     }
 
     fn start_reader(&mut self, index: usize) -> Result<()> {
-        let (sender, receiver) = crossbeam_channel::bounded(self.config.prefetch_sequences);
+        let (sender, receiver) = crossbeam_channel::bounded(self.config.prefetch_sequences_for(self.domains.len()));
         let domain = &mut self.domains[index];
         let panic_after = self.panic_after.as_ref().filter(|(name, _)| *name == domain.source.name).map(|(_, count)| *count);
         let task = ReaderTask {
