@@ -248,9 +248,9 @@ impl Config {
     /// sequences at `seq_len = 2048`), fewer when all domains together would pass 64 MiB, and at
     /// least 4.
     ///
-    /// Deep channels keep the sampler from waiting while a reader decodes its next record batch
-    /// (on two cores, 256 sequences streamed 10 to 20 % faster than 64), and the overall cap keeps
-    /// a loader of hundreds of domains from buffering gigabytes.
+    /// Deep channels keep the sampler from waiting while a reader decodes its next record batch.
+    /// On two cores, 256 sequences streamed 10 to 20 % faster than 64. The overall cap keeps a
+    /// loader of hundreds of domains from buffering gigabytes.
     pub fn prefetch_sequences_for(&self, domains: usize) -> usize {
         const DOMAIN_TOKENS: usize = 1 << 19;
         const TOTAL_TOKENS: usize = 1 << 24;
