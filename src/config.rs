@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::mixture::MixtureConfig;
+use crate::mixture::{MixtureConfig, PolicyName};
 
 /// The default token column of pre-tokenized domains.
 pub const DEFAULT_TOKEN_COLUMN: &str = "tokens";
@@ -182,7 +182,9 @@ impl DomainConfig {
 }
 
 impl Config {
-    /// Reads and validates a configuration file; relative paths are resolved against its folder.
+    /// Reads and validates a configuration file. Relative paths are resolved against the file's
+    /// folder and made absolute, so a state or an export manifest names the same shards from any
+    /// working directory.
     ///
     /// # Errors
     ///
@@ -191,9 +193,10 @@ impl Config {
     pub fn from_file(path: impl AsRef<Path>) -> Result<Config> {
         let path = path.as_ref();
         let text = std::fs::read_to_string(path).map_err(|source| Error::io("cannot read configuration file", path, source))?;
-        let base = path.parent().unwrap_or(Path::new("."));
+        let folder = path.parent().filter(|folder| !folder.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let base = folder.canonicalize().unwrap_or_else(|_| folder.to_path_buf());
         let mut config: Config = toml::from_str(&text).map_err(|source| Error::ConfigParse { path: path.to_path_buf(), source })?;
-        config.resolve_paths(base);
+        config.resolve_paths(&base);
         config.validate()?;
         Ok(config)
     }
@@ -300,6 +303,14 @@ impl Config {
             }
             domain.document_column(self)?;
         }
+        if let Some(watch) = &self.watch {
+            if watch.weight.is_none() && self.mixture.policy == PolicyName::Static {
+                return Err(Error::config(format!(
+                    "the watched folder {} has no `weight` for new domains, and the static policy needs one for every domain; set `weight` in the [watch] table (or pass --watch-weight to chameleon stream)",
+                    watch.root.display()
+                )));
+            }
+        }
         check_shared_shards(&self.domains)
     }
 }
@@ -360,6 +371,25 @@ mod tests {
         assert_eq!(config.domains[0].path, Path::new("/base/data/a"));
         assert_eq!(config.seed, 0);
         assert_eq!(config.prefetch_sequences, None);
+    }
+
+    #[test]
+    fn file_paths_are_absolute_and_resolved() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("sub")).unwrap();
+        std::fs::write(dir.path().join("mix.toml"), format!("{HEADER}[[domains]]\nname = 'a'\npath = 'data/a'\nweight = 1\n")).unwrap();
+        let direct = Config::from_file(dir.path().join("mix.toml")).unwrap();
+        let roundabout = Config::from_file(dir.path().join("sub/../mix.toml")).unwrap();
+        assert!(direct.domains[0].path.is_absolute());
+        assert_eq!(direct.domains[0].path, roundabout.domains[0].path);
+    }
+
+    #[test]
+    fn static_watch_needs_a_weight() {
+        let text = format!("{HEADER}[watch]\nroot = 'incoming'\n[[domains]]\nname = 'a'\npath = 'data/a'\nweight = 1\n");
+        let error = parse(&text).unwrap_err().to_string();
+        assert!(error.contains("set `weight` in the [watch] table"), "{error}");
+        assert!(parse(&text.replace("root = 'incoming'", "root = 'incoming'\nweight = 0.1")).is_ok());
     }
 
     #[test]

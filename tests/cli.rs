@@ -68,6 +68,26 @@ fn resume_continues_hashes_and_digest() {
 }
 
 #[test]
+fn resume_from_another_working_directory() {
+    let dir = temp_dir();
+    let state = dir.path().join("state.json");
+    let fixtures = fixtures();
+    let run = |cwd: &Path, config: &str, extra: &[&str]| {
+        let output = Command::new(env!("CARGO_BIN_EXE_chameleon"))
+            .current_dir(cwd)
+            .args(["stream", "--config", config, "--json"])
+            .args(extra)
+            .output()
+            .expect("the binary runs");
+        assert!(output.status.success(), "stream failed:\n{}", String::from_utf8_lossy(&output.stderr));
+    };
+
+    let parent = fixtures.parent().unwrap();
+    run(parent, "fixtures/mix.toml", &["--steps", "3", "--save-state", state.to_str().unwrap()]);
+    run(&fixtures, "mix.toml", &["--steps", "2", "--resume", state.to_str().unwrap()]);
+}
+
+#[test]
 fn tokenize_jsonl_then_stream_it() {
     let dir = temp_dir();
     let input = dir.path().join("input/web");
