@@ -45,6 +45,9 @@ pub struct StreamArgs {
     /// Watch this folder for new domain folders while streaming (sets `[watch] root`).
     #[arg(long)]
     watch: Option<PathBuf>,
+    /// Static weight of the domains the watch adds (sets `[watch] weight`).
+    #[arg(long)]
+    watch_weight: Option<f64>,
     /// This process's rank. Default: the RANK environment variable, else 0.
     #[arg(long, env = "RANK", requires = "world_size")]
     rank: Option<usize>,
@@ -99,6 +102,12 @@ pub fn run(args: StreamArgs) -> anyhow::Result<()> {
             None => config.watch = Some(WatchConfig::new(root.clone())),
         }
     }
+    if let Some(weight) = args.watch_weight {
+        let Some(watch) = &mut config.watch else {
+            anyhow::bail!("--watch-weight sets the weight of watched domains; pass --watch FOLDER or add a [watch] table too");
+        };
+        watch.weight = Some(weight);
+    }
     let mut builder = Loader::builder(config);
     if let Some(threads) = args.threads {
         builder = builder.threads(threads);
@@ -149,7 +158,12 @@ pub fn run(args: StreamArgs) -> anyhow::Result<()> {
         // Changes apply at a batch boundary; online-policy updates, one per batch, are not printed.
         if loader.mixture().version != last_version {
             for version in loader.mixture_versions().iter().filter(|version| version.version > last_version && !version.change.starts_with("online update")) {
-                progress.println(event_line(version));
+                // A hidden bar (stderr not a terminal) prints nothing, and logs need these lines most.
+                if progress.is_hidden() {
+                    eprintln!("{}", event_line(version));
+                } else {
+                    progress.println(event_line(version));
+                }
             }
             last_version = loader.mixture().version;
         }
