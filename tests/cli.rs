@@ -124,6 +124,22 @@ fn tokenize_names_a_missing_text_column() {
 }
 
 #[test]
+fn verbose_log_plain_with_stop_line() {
+    let config = fixtures().join("mix.toml");
+    let output = Command::new(env!("CARGO_BIN_EXE_chameleon"))
+        .args(["-v", "stream", "--config", config.to_str().unwrap(), "--steps", "3"])
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("the binary runs");
+    assert!(output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("loader started"), "{stderr}");
+    assert!(stderr.contains("mixture computed"), "{stderr}");
+    assert!(stderr.contains("loader stopped step=3"), "{stderr}");
+    assert!(!stderr.contains('\u{1b}'), "stderr is not a terminal, so the log must have no ANSI codes: {stderr:?}");
+}
+
+#[test]
 fn missing_config_is_a_clear_error() {
     let output = chameleon(&["stream", "--config", "/nonexistent/mix.toml"]);
     assert!(!output.status.success());
