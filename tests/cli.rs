@@ -5,7 +5,7 @@ mod common;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use common::{fixtures, temp_dir};
+use common::{fixtures, numbered_documents, temp_dir, write_tokens};
 use serde_json::Value;
 
 fn chameleon(args: &[&str]) -> Output {
@@ -137,6 +137,31 @@ fn verbose_log_plain_with_stop_line() {
     assert!(stderr.contains("mixture computed"), "{stderr}");
     assert!(stderr.contains("loader stopped step=3"), "{stderr}");
     assert!(!stderr.contains('\u{1b}'), "stderr is not a terminal, so the log must have no ANSI codes: {stderr:?}");
+}
+
+#[test]
+fn skipped_shard_warning_has_no_skip_hint() {
+    let dir = temp_dir();
+    let folder = dir.path().join("a");
+    write_tokens(&folder.join("0.parquet"), &numbered_documents(0, 50, 10), 10);
+    let cut = folder.join("1-cut.parquet");
+    write_tokens(&cut, &numbered_documents(100, 50, 10), 10);
+    let bytes = std::fs::read(&cut).unwrap();
+    std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+    let config = dir.path().join("mix.toml");
+    std::fs::write(&config, "seq_len = 8\nbatch_size = 2\neos_token = 0\nskip_bad_shards = true\n\n[[domains]]\nname = \"a\"\npath = \"a\"\nweight = 1.0\n").unwrap();
+
+    let output = Command::new(env!("CARGO_BIN_EXE_chameleon"))
+        .args(["stream", "--config", config.to_str().unwrap(), "--steps", "5"])
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("the binary runs");
+
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("skipping unreadable shard"), "{stderr}");
+    assert!(stderr.contains("1-cut.parquet"), "{stderr}");
+    assert!(!stderr.contains("set skip_bad_shards"), "skipping is already on: {stderr}");
 }
 
 #[test]
