@@ -165,6 +165,15 @@ fn skipped_shard_warning_has_no_skip_hint() {
 }
 
 #[test]
+fn stream_rejects_zero_steps() {
+    let config = fixtures().join("mix.toml");
+    let output = chameleon(&["stream", "--config", config.to_str().unwrap(), "--steps", "0"]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--steps must be at least 1"), "{stderr}");
+}
+
+#[test]
 fn missing_config_is_a_clear_error() {
     let output = chameleon(&["stream", "--config", "/nonexistent/mix.toml"]);
     assert!(!output.status.success());
