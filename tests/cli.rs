@@ -120,7 +120,26 @@ fn tokenize_names_a_missing_text_column() {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("text column 'text' not found") && stderr.contains("[body]"), "{stderr}");
-    assert!(!dir.path().join("out/a.parquet").exists());
+    assert!(stderr.contains("a.jsonl: text column"), "the message names the file: {stderr}");
+    assert!(!stderr.contains("domain ''"), "{stderr}");
+    assert!(!dir.path().join("out").exists(), "the output folder this run created is left behind");
+}
+
+#[test]
+fn failed_tokenize_keeps_existing_output() {
+    let dir = temp_dir();
+    let input = dir.path().join("corpus/books");
+    std::fs::create_dir_all(&input).unwrap();
+    std::fs::write(input.join("a.jsonl"), "{\"body\": \"hello\"}\n").unwrap();
+    let output = dir.path().join("out");
+    std::fs::create_dir_all(&output).unwrap();
+
+    let run = chameleon(&["tokenize", "--input", dir.path().join("corpus").to_str().unwrap(), "--output", output.to_str().unwrap(), "--tokenizer", "gpt2"]);
+
+    assert!(!run.status.success());
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(stderr.contains("books/a.jsonl: text column 'text' not found"), "{stderr}");
+    assert!(output.is_dir(), "a folder that existed before the run is kept");
 }
 
 #[test]
