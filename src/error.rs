@@ -232,6 +232,27 @@ impl Error {
         text
     }
 
+    /// Formats the message for a shard or row group that `skip_bad_shards` leaves out, followed
+    /// by every underlying cause. Unlike [`Error::chain`], it drops the hint to set
+    /// `skip_bad_shards`, because skipping is already on.
+    pub fn skipped_message(&self) -> String {
+        let Error::Parquet { domain, path, row_group, .. } = self else {
+            return self.chain();
+        };
+        let mut text = format!("domain '{domain}': shard {}", path.display());
+        if let Some(row_group) = row_group {
+            text.push_str(&format!(", row group {row_group}"));
+        }
+        text.push_str(": the file is truncated or corrupt");
+        let mut source = std::error::Error::source(self);
+        while let Some(cause) = source {
+            text.push_str(": ");
+            text.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        text
+    }
+
     /// Builds an [`Error::Config`].
     pub(crate) fn config(message: impl Into<String>) -> Self {
         Error::Config { message: message.into() }
@@ -240,5 +261,31 @@ impl Error {
     /// Builds an [`Error::Io`] from an action such as "cannot open shard".
     pub(crate) fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io { action, path: path.into(), source }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Error;
+
+    fn corrupt_row_group() -> Error {
+        Error::Parquet {
+            domain: "books".into(),
+            path: "data/books/0.parquet".into(),
+            row_group: Some(3),
+            source: parquet::errors::ParquetError::General("bad page header".into()),
+        }
+    }
+
+    #[test]
+    fn parquet_error_hints_at_skip_bad_shards() {
+        assert!(corrupt_row_group().to_string().contains("set skip_bad_shards = true"));
+    }
+
+    #[test]
+    fn skipped_message_drops_skip_hint() {
+        let message = corrupt_row_group().skipped_message();
+        assert_eq!(message, "domain 'books': shard data/books/0.parquet, row group 3: the file is truncated or corrupt: Parquet error: bad page header");
+        assert!(!message.contains("skip_bad_shards"), "{message}");
     }
 }

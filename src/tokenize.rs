@@ -122,9 +122,10 @@ fn input_kind(path: &Path) -> Option<InputKind> {
 ///
 /// # Errors
 ///
-/// [`Error::Io`] when a file cannot be read or written, [`Error::Parquet`] or [`Error::Input`]
-/// when the input is malformed, [`Error::Schema`] when the text column is missing or not a
-/// string column, and [`Error::Tokenizer`] when tokenization fails.
+/// [`Error::Io`] when a file cannot be read or written. [`Error::Input`] when the input is
+/// malformed or not valid parquet, or its text column is missing or not a string column.
+/// [`Error::Output`] when the shard cannot be encoded, and [`Error::Tokenizer`] when tokenization
+/// fails.
 pub fn tokenize_file(job: &TokenizeJob, tokenizer: &Tokenizer, options: &TokenizeOptions, on_rows: &(dyn Fn(u64) + Sync)) -> Result<TokenizeReport> {
     let batches: Box<dyn Iterator<Item = Result<RecordBatch>>> = match input_kind(&job.input) {
         Some(InputKind::Parquet) => Box::new(read_parquet(&job.input)?),
@@ -165,7 +166,7 @@ fn write_shard(
         .build();
     let mut writer: Option<ArrowWriter<File>> = None;
     let mut report = TokenizeReport { files: 1, ..TokenizeReport::default() };
-    let parquet_error = |source| Error::Parquet { domain: String::new(), path: job.output.clone(), row_group: None, source };
+    let parquet_error = |source: parquet::errors::ParquetError| Error::Output { path: job.output.clone(), message: format!("cannot write the token shard: {source}") };
 
     for batch in batches {
         let batch = batch?;
@@ -188,11 +189,21 @@ fn write_shard(
 }
 
 fn read_parquet(path: &Path) -> Result<impl Iterator<Item = Result<RecordBatch>>> {
-    let parquet_error = |source| Error::Parquet { domain: String::new(), path: path.to_path_buf(), row_group: None, source };
     let file = File::open(path).map_err(|source| Error::io("cannot open input", path, source))?;
-    let reader = ParquetRecordBatchReaderBuilder::try_new(file).map_err(parquet_error)?.with_batch_size(ROWS_PER_BATCH).build().map_err(parquet_error)?;
+    let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+        .map_err(|error| invalid_parquet(path, &error))?
+        .with_batch_size(ROWS_PER_BATCH)
+        .build()
+        .map_err(|error| invalid_parquet(path, &error))?;
     let path = path.to_path_buf();
-    Ok(reader.map(move |batch| batch.map_err(|source| Error::Parquet { domain: String::new(), path: path.clone(), row_group: None, source: source.into() })))
+    Ok(reader.map(move |batch| batch.map_err(|error| invalid_parquet(&path, &error))))
+}
+
+fn invalid_parquet(path: &Path, error: &dyn std::fmt::Display) -> Error {
+    Error::Input {
+        path: path.to_path_buf(),
+        message: format!("the file is not valid parquet, or is truncated or corrupt ({error}); rewrite it or leave it out of --input"),
+    }
 }
 
 fn read_json_lines(path: &Path) -> Result<impl Iterator<Item = Result<RecordBatch>>> {
@@ -209,16 +220,14 @@ fn tokenize_batch(batch: &RecordBatch, tokenizer: &Tokenizer, options: &Tokenize
     let schema = batch.schema();
     let Some((text_index, _)) = schema.column_with_name(&options.text_column) else {
         let found: Vec<_> = schema.fields().iter().map(|field| field.name().as_str()).collect();
-        return Err(Error::Schema {
-            domain: String::new(),
+        return Err(Error::Input {
             path: input.to_path_buf(),
             message: format!("text column '{}' not found; the file has columns [{}]; pass --text-column", options.text_column, found.join(", ")),
         });
     };
-    let texts = string_values(batch.column(text_index)).ok_or_else(|| Error::Schema {
-        domain: String::new(),
+    let texts = string_values(batch.column(text_index)).ok_or_else(|| Error::Input {
         path: input.to_path_buf(),
-        message: format!("column '{}' is {}, expected a string column", options.text_column, batch.column(text_index).data_type()),
+        message: format!("column '{}' is {}, expected a string column; pass the text column with --text-column", options.text_column, batch.column(text_index).data_type()),
     })?;
 
     let documents: Vec<Option<Vec<u32>>> = texts

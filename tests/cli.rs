@@ -5,7 +5,7 @@ mod common;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use common::{fixtures, temp_dir};
+use common::{fixtures, numbered_documents, temp_dir, write_tokens};
 use serde_json::Value;
 
 fn chameleon(args: &[&str]) -> Output {
@@ -140,7 +140,76 @@ fn tokenize_names_a_missing_text_column() {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("text column 'text' not found") && stderr.contains("[body]"), "{stderr}");
-    assert!(!dir.path().join("out/a.parquet").exists());
+    assert!(stderr.contains("a.jsonl: text column"), "the message names the file: {stderr}");
+    assert!(!stderr.contains("domain ''"), "{stderr}");
+    assert!(!dir.path().join("out").exists(), "the output folder this run created is left behind");
+}
+
+#[test]
+fn failed_tokenize_keeps_existing_output() {
+    let dir = temp_dir();
+    let input = dir.path().join("corpus/books");
+    std::fs::create_dir_all(&input).unwrap();
+    std::fs::write(input.join("a.jsonl"), "{\"body\": \"hello\"}\n").unwrap();
+    let output = dir.path().join("out");
+    std::fs::create_dir_all(&output).unwrap();
+
+    let run = chameleon(&["tokenize", "--input", dir.path().join("corpus").to_str().unwrap(), "--output", output.to_str().unwrap(), "--tokenizer", "gpt2"]);
+
+    assert!(!run.status.success());
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(stderr.contains("books/a.jsonl: text column 'text' not found"), "{stderr}");
+    assert!(output.is_dir(), "a folder that existed before the run is kept");
+}
+
+#[test]
+fn verbose_log_plain_with_stop_line() {
+    let config = fixtures().join("mix.toml");
+    let output = Command::new(env!("CARGO_BIN_EXE_chameleon"))
+        .args(["-v", "stream", "--config", config.to_str().unwrap(), "--steps", "3"])
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("the binary runs");
+    assert!(output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("loader started"), "{stderr}");
+    assert!(stderr.contains("mixture computed"), "{stderr}");
+    assert!(stderr.contains("loader stopped step=3"), "{stderr}");
+    assert!(!stderr.contains('\u{1b}'), "stderr is not a terminal, so the log must have no ANSI codes: {stderr:?}");
+}
+
+#[test]
+fn skipped_shard_warning_has_no_skip_hint() {
+    let dir = temp_dir();
+    let folder = dir.path().join("a");
+    write_tokens(&folder.join("0.parquet"), &numbered_documents(0, 50, 10), 10);
+    let cut = folder.join("1-cut.parquet");
+    write_tokens(&cut, &numbered_documents(100, 50, 10), 10);
+    let bytes = std::fs::read(&cut).unwrap();
+    std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+    let config = dir.path().join("mix.toml");
+    std::fs::write(&config, "seq_len = 8\nbatch_size = 2\neos_token = 0\nskip_bad_shards = true\n\n[[domains]]\nname = \"a\"\npath = \"a\"\nweight = 1.0\n").unwrap();
+
+    let output = Command::new(env!("CARGO_BIN_EXE_chameleon"))
+        .args(["stream", "--config", config.to_str().unwrap(), "--steps", "5"])
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("the binary runs");
+
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("skipping unreadable shard"), "{stderr}");
+    assert!(stderr.contains("1-cut.parquet"), "{stderr}");
+    assert!(!stderr.contains("set skip_bad_shards"), "skipping is already on: {stderr}");
+}
+
+#[test]
+fn stream_rejects_zero_steps() {
+    let config = fixtures().join("mix.toml");
+    let output = chameleon(&["stream", "--config", config.to_str().unwrap(), "--steps", "0"]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--steps must be at least 1"), "{stderr}");
 }
 
 #[test]

@@ -329,5 +329,8 @@ impl Iterator for Loader {
 impl Drop for Loader {
     fn drop(&mut self) {
         self.shut_down();
+        // The step and the token counts include the batches before a resume.
+        let tokens: u64 = self.domains.iter().map(|domain| domain.tokens).sum();
+        tracing::info!(step = self.step, tokens, failed = self.failed, "loader stopped");
     }
 }

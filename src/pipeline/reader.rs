@@ -303,7 +303,7 @@ impl RowGroupReader {
 
 fn skip_row_group(source: &DomainSource, cursor: &mut DomainCursor, error: &Error) {
     cursor.skipped_row_groups += 1;
-    tracing::warn!(domain = %source.name, %error, skipped = cursor.skipped_row_groups, "skipping unreadable row group");
+    tracing::warn!(domain = %source.name, error = %error.skipped_message(), skipped = cursor.skipped_row_groups, "skipping unreadable row group");
 }
 
 fn empty_domain(source: &DomainSource, reason: &str) -> Error {

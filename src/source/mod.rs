@@ -109,8 +109,9 @@ impl DomainSource {
             match open_checked(&domain.name, &path, &reader) {
                 Ok(shard) => shards.push(shard),
                 Err(error @ (Error::Parquet { .. } | Error::Io { .. })) if config.skip_bad_shards => {
-                    tracing::warn!(domain = %domain.name, shard = %path.display(), %error, "skipping unreadable shard");
-                    skipped.push(SkippedShard { path, reason: error.to_string() });
+                    let reason = error.skipped_message();
+                    tracing::warn!(domain = %domain.name, shard = %path.display(), error = %reason, "skipping unreadable shard");
+                    skipped.push(SkippedShard { path, reason });
                 }
                 Err(error) => return Err(error),
             }

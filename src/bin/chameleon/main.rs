@@ -6,6 +6,8 @@ mod stream;
 mod tokenize;
 mod weights;
 
+use std::io::IsTerminal;
+
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
@@ -53,7 +55,8 @@ fn main() {
     }
 }
 
-/// Sends logs to stderr at the level the flags choose, unless RUST_LOG is set.
+/// Sends logs to stderr at the level the flags choose, unless RUST_LOG is set. Colours are used
+/// only when stderr is a terminal, so redirected logs contain no ANSI escape codes.
 fn install_logging(verbose: u8) {
     let level = match verbose {
         0 => "warn",
@@ -62,5 +65,10 @@ fn install_logging(verbose: u8) {
         _ => "trace",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(false)
+        .init();
 }

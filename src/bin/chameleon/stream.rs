@@ -20,8 +20,8 @@ pub struct StreamArgs {
     /// The configuration file.
     #[arg(long)]
     config: PathBuf,
-    /// Batches to take (after the resume point, with --resume).
-    #[arg(long, default_value_t = 100)]
+    /// Batches to take (after the resume point, with --resume), at least 1.
+    #[arg(long, default_value_t = 100, value_parser = parse_steps)]
     steps: u64,
     /// Decode parallelism. Default: the available cores. The batches do not depend on it.
     #[arg(long)]
@@ -253,6 +253,16 @@ fn print_table(summary: &Summary) {
             domain.name, domain.target_weight, domain.realized_share, domain.tokens, domain.epochs, domain.null_rows
         );
     }
+}
+
+/// Parses `--steps`, rejecting 0 as `export` rejects `--tokens 0`: a stream of no batches
+/// measures nothing.
+fn parse_steps(text: &str) -> Result<u64, String> {
+    let steps: u64 = text.parse().map_err(|error| format!("{error}; pass a whole number of batches"))?;
+    if steps == 0 {
+        return Err("--steps must be at least 1".into());
+    }
+    Ok(steps)
 }
 
 /// The state file for `step`: `path` with `{step}` replaced by the step.

@@ -1,6 +1,6 @@
 //! `chameleon tokenize`: text parquet or JSONL files into token shards.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::Context;
@@ -55,11 +55,22 @@ pub fn run(args: TokenizeArgs) -> anyhow::Result<()> {
         progress.inc(rows);
     };
 
-    let reports: Vec<TokenizeReport> = jobs
+    let output_existed = args.output.exists();
+    let outcome: anyhow::Result<Vec<TokenizeReport>> = jobs
         .par_iter()
-        .map(|job| tokenize::tokenize_file(job, &tokenizer, &options, &on_rows).with_context(|| format!("cannot tokenize {}", job.input.display())))
-        .collect::<anyhow::Result<_>>()?;
+        .map(|job| tokenize::tokenize_file(job, &tokenizer, &options, &on_rows).map_err(|error| name_input(error, &job.input)))
+        .collect();
     progress.finish_and_clear();
+    let reports = match outcome {
+        Ok(reports) => reports,
+        Err(error) => {
+            // Rayon has joined every job here, so no shard is still being written.
+            if !output_existed {
+                remove_empty_folders(&args.output);
+            }
+            return Err(error);
+        }
+    };
 
     let total = reports.iter().fold(TokenizeReport::default(), |sum, report| TokenizeReport {
         files: sum.files + report.files,
@@ -86,4 +97,26 @@ pub fn run(args: TokenizeArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// Adds the input file to a tokenizer error. The other errors of `tokenize_file` name their file
+/// already.
+fn name_input(error: chameleon::Error, input: &Path) -> anyhow::Error {
+    match error {
+        chameleon::Error::Tokenizer { .. } => anyhow::Error::new(error).context(format!("cannot tokenize {}", input.display())),
+        other => other.into(),
+    }
+}
+
+/// Removes `folder` and the folders under it that contain no file, so that a failed run leaves no
+/// empty output tree. `remove_dir` fails on a folder that is not empty, so no file is deleted.
+fn remove_empty_folders(folder: &Path) {
+    if let Ok(entries) = std::fs::read_dir(folder) {
+        for entry in entries.flatten() {
+            if entry.file_type().is_ok_and(|kind| kind.is_dir()) {
+                remove_empty_folders(&entry.path());
+            }
+        }
+    }
+    let _ = std::fs::remove_dir(folder);
 }
