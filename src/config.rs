@@ -73,7 +73,9 @@ pub struct Config {
 #[serde(deny_unknown_fields)]
 pub struct WatchConfig {
     /// The watched folder; each new subfolder holding complete parquet shards becomes a domain
-    /// named after it. Relative to the configuration file.
+    /// named after it. Relative to the configuration file. It may be left out of the file when
+    /// `chameleon stream --watch DIR` sets it.
+    #[serde(default)]
     pub root: PathBuf,
     /// Milliseconds between two looks at the folder. Default: 1000.
     #[serde(default = "default_poll_interval_ms")]
@@ -191,13 +193,26 @@ impl Config {
     /// [`Error::Io`] when the file cannot be read, [`Error::ConfigParse`] when it is not valid TOML
     /// of this shape, and [`Error::Config`] when a value is invalid.
     pub fn from_file(path: impl AsRef<Path>) -> Result<Config> {
+        let config = Config::read_file(path)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Reads a configuration file and resolves its paths like [`Config::from_file`], without
+    /// validating it, for a caller that changes it first (as `chameleon stream --watch` does) and
+    /// then calls [`Config::validate`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] when the file cannot be read, and [`Error::ConfigParse`] when it is not valid
+    /// TOML of this shape.
+    pub fn read_file(path: impl AsRef<Path>) -> Result<Config> {
         let path = path.as_ref();
         let text = std::fs::read_to_string(path).map_err(|source| Error::io("cannot read configuration file", path, source))?;
         let folder = path.parent().filter(|folder| !folder.as_os_str().is_empty()).unwrap_or(Path::new("."));
         let base = folder.canonicalize().unwrap_or_else(|_| folder.to_path_buf());
         let mut config: Config = toml::from_str(&text).map_err(|source| Error::ConfigParse { path: path.to_path_buf(), source })?;
         config.resolve_paths(&base);
-        config.validate()?;
         Ok(config)
     }
 
@@ -230,7 +245,7 @@ impl Config {
             self.tokenizer = Some(resolve_tokenizer(tokenizer, base));
         }
         if let Some(watch) = &mut self.watch {
-            if watch.root.is_relative() {
+            if watch.root.is_relative() && !watch.root.as_os_str().is_empty() {
                 watch.root = base.join(&watch.root);
             }
         }
@@ -304,6 +319,9 @@ impl Config {
             domain.document_column(self)?;
         }
         if let Some(watch) = &self.watch {
+            if watch.root.as_os_str().is_empty() {
+                return Err(Error::config("the [watch] table has no `root`; set `root = \"DIR\"` in it or pass --watch DIR to chameleon stream"));
+            }
             if watch.weight.is_none() && self.mixture.policy == PolicyName::Static {
                 return Err(Error::config(format!(
                     "the watched folder {} has no `weight` for new domains, and the static policy needs one for every domain; set `weight` in the [watch] table (or pass --watch-weight to chameleon stream)",
@@ -390,6 +408,17 @@ mod tests {
         let error = parse(&text).unwrap_err().to_string();
         assert!(error.contains("set `weight` in the [watch] table"), "{error}");
         assert!(parse(&text.replace("root = 'incoming'", "root = 'incoming'\nweight = 0.1")).is_ok());
+    }
+
+    #[test]
+    fn watch_root_may_come_later() {
+        let text = format!("{HEADER}[watch]\nweight = 0.1\n[[domains]]\nname = 'a'\npath = 'data/a'\nweight = 1\n");
+        let error = parse(&text).unwrap_err().to_string();
+        assert!(error.contains("has no `root`"), "{error}");
+
+        let mut config: Config = toml::from_str(&text).unwrap();
+        config.watch.as_mut().unwrap().root = PathBuf::from("/incoming");
+        assert!(config.validate().is_ok());
     }
 
     #[test]

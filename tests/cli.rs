@@ -262,3 +262,20 @@ fn kill_while_saving_keeps_a_whole_state() {
         assert_eq!(std::fs::read_to_string(rest).unwrap().lines().collect::<Vec<_>>(), tail, "kill after {delay} ms, state at step {step}");
     }
 }
+
+#[test]
+fn watch_flag_fills_a_table_without_root() {
+    let dir = temp_dir();
+    let base = std::fs::read_to_string(fixtures().join("mix.toml")).unwrap().replace("\"domains/", &format!("\"{}/domains/", fixtures().display()));
+    let config = dir.path().join("watch.toml");
+    std::fs::write(&config, format!("{base}\n[watch]\nweight = 0.2\ntext_column = \"text\"\n")).unwrap();
+    let incoming = dir.path().join("incoming");
+    std::fs::create_dir(&incoming).unwrap();
+
+    let without = chameleon(&["stream", "--config", config.to_str().unwrap(), "--steps", "2"]);
+    assert!(!without.status.success());
+    assert!(String::from_utf8_lossy(&without.stderr).contains("has no `root`"), "{}", String::from_utf8_lossy(&without.stderr));
+
+    let summary = stream_json(&config, &["--steps", "2", "--watch", incoming.to_str().unwrap()]);
+    assert_eq!(summary["batches"], 2);
+}

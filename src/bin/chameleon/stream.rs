@@ -95,7 +95,7 @@ struct DomainSummary {
 }
 
 pub fn run(args: StreamArgs) -> anyhow::Result<()> {
-    let mut config = Config::from_file(&args.config)?;
+    let mut config = Config::read_file(&args.config)?;
     if let Some(root) = &args.watch {
         match &mut config.watch {
             Some(watch) => watch.root = root.clone(),
