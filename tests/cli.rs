@@ -279,3 +279,18 @@ fn watch_flag_fills_a_table_without_root() {
     let summary = stream_json(&config, &["--steps", "2", "--watch", incoming.to_str().unwrap()]);
     assert_eq!(summary["batches"], 2);
 }
+
+#[test]
+fn closed_stdout_ends_quietly() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_chameleon"))
+        .args(["inspect", fixtures().join("domains/books").to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the binary runs");
+    // Close the reading end before the binary prints, as `| head -0` would.
+    drop(child.stdout.take());
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}

@@ -112,13 +112,13 @@ pub fn run(args: ExportArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     if summary.already_complete {
-        println!("{} already holds this export: {} steps, {} tokens in {} shards", summary.output.display(), summary.steps, summary.tokens, summary.shards);
+        println!("{} already holds this export: {} steps, {} tokens in {}", summary.output.display(), summary.steps, summary.tokens, crate::count(summary.shards as u64, "shard"));
     } else {
         println!(
-            "exported {} steps ({} tokens) to {} shards in {}, from step {}, in {:.2} s ({:.3e} tokens/s)",
+            "exported {} steps ({} tokens) to {} in {}, from step {}, in {:.2} s ({:.3e} tokens/s)",
             summary.steps,
             summary.tokens,
-            summary.shards,
+            crate::count(summary.shards as u64, "shard"),
             summary.output.display(),
             summary.first_step,
             summary.seconds,

@@ -61,11 +61,11 @@ fn print_export(summary: &ExportSummary) {
 fn print_domain(summary: &DomainSummary) {
     let tokens = summary.tokens.map_or_else(|| format!("no token column '{}'", summary.token_column), |tokens| format!("{tokens} tokens"));
     println!(
-        "{}: {} shards, {} rows, {} row groups, {}",
+        "{}: {}, {} rows, {}, {}",
         summary.path.display(),
-        summary.shards.len(),
+        crate::count(summary.shards.len() as u64, "shard"),
         summary.rows,
-        summary.row_groups,
+        crate::count(summary.row_groups as u64, "row group"),
         tokens
     );
     print_shards(&summary.shards);

@@ -39,6 +39,7 @@ enum Command {
 }
 
 fn main() {
+    restore_sigpipe();
     let cli = Cli::parse();
     install_logging(cli.verbose);
 
@@ -71,4 +72,25 @@ fn install_logging(verbose: u8) {
         .with_ansi(std::io::stderr().is_terminal())
         .with_target(false)
         .init();
+}
+
+/// Restores the default action of SIGPIPE, which Rust programs ignore, so that output piped into
+/// a reader that exits early (`chameleon inspect DIR | head`) ends the process quietly instead of
+/// making `println!` panic.
+fn restore_sigpipe() {
+    #[cfg(unix)]
+    // SAFETY: this runs first in `main`, before any other thread exists, and only resets a signal
+    // disposition to its default.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
+/// Formats a count with its noun, singular for one: `1 shard`, `3 shards`.
+fn count(number: u64, noun: &str) -> String {
+    if number == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{number} {noun}s")
+    }
 }

@@ -87,8 +87,8 @@ pub fn run(args: TokenizeArgs) -> anyhow::Result<()> {
         println!("{summary}");
     } else {
         println!(
-            "wrote {} shards to {}: {} rows, {} tokens, {} null rows, in {:.1} s",
-            total.files,
+            "wrote {} to {}: {} rows, {} tokens, {} null rows, in {:.1} s",
+            crate::count(total.files as u64, "shard"),
             args.output.display(),
             total.rows,
             total.tokens,
