@@ -213,6 +213,18 @@ fn stream_rejects_zero_steps() {
 }
 
 #[test]
+fn stream_rejects_saving_every_zero_steps() {
+    let config = fixtures().join("mix.toml");
+    let dir = temp_dir();
+    let state = dir.path().join("state.json");
+    let output = chameleon(&["stream", "--config", config.to_str().unwrap(), "--save-state", state.to_str().unwrap(), "--save-every", "0"]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--save-every must be at least 1"), "{stderr}");
+    assert!(!state.exists(), "nothing runs after a rejected argument");
+}
+
+#[test]
 fn missing_config_is_a_clear_error() {
     let output = chameleon(&["stream", "--config", "/nonexistent/mix.toml"]);
     assert!(!output.status.success());

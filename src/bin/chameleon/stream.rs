@@ -36,8 +36,8 @@ pub struct StreamArgs {
     /// name is replaced by the step the state continues from, to keep one file per save.
     #[arg(long)]
     save_state: Option<PathBuf>,
-    /// Also write the state every N steps while streaming (with --save-state).
-    #[arg(long, requires = "save_state")]
+    /// Also write the state every N steps while streaming (with --save-state), N at least 1.
+    #[arg(long, requires = "save_state", value_parser = parse_save_every)]
     save_every: Option<u64>,
     /// Continue from a state file written by --save-state.
     #[arg(long)]
@@ -150,7 +150,7 @@ pub fn run(args: StreamArgs) -> anyhow::Result<()> {
             writeln!(out, "{}\t{}", batch.step, to_hex(&hash)).context("cannot write batch hashes")?;
         }
         if let (Some(path), Some(every)) = (&args.save_state, args.save_every) {
-            if every > 0 && (batch.step + 1) % every == 0 {
+            if (batch.step + 1) % every == 0 {
                 save_state(&state_path(path, batch.step + 1), &loader.state())?;
             }
         }
@@ -263,6 +263,14 @@ fn parse_steps(text: &str) -> Result<u64, String> {
         return Err("--steps must be at least 1".into());
     }
     Ok(steps)
+}
+
+fn parse_save_every(text: &str) -> Result<u64, String> {
+    let every: u64 = text.parse().map_err(|error| format!("{error}; pass a whole number of batches"))?;
+    if every == 0 {
+        return Err("--save-every must be at least 1; leave it out to save only after the last step".into());
+    }
+    Ok(every)
 }
 
 /// The state file for `step`: `path` with `{step}` replaced by the step.
