@@ -164,8 +164,25 @@ fn start_mixture(config: &Config, sources: &[DomainSource]) -> Result<MixtureRun
     }
     let runtime = MixtureRuntime::start(config.mixture.clone(), domains, config.mixture.ramp_steps)?;
     let version = runtime.current();
-    tracing::info!(policy = %version.policy, domains = ?version.domains, weights = ?version.weights, scores = ?version.scores, effective_dimension = ?version.effective_dimension, "mixture computed");
+    let weights = by_domain(&version.domains, &version.weights);
+    let scores = version.scores.as_deref().map(|scores| by_domain(&version.domains, scores));
+    tracing::info!(policy = %version.policy, %weights, scores = scores.as_deref().unwrap_or("none"), effective_dimension = ?version.effective_dimension, "mixture computed");
     Ok(runtime)
+}
+
+/// Formats `name=value` pairs to four significant digits, so a log line shows weights without
+/// float noise and the small weights of many domains stay readable.
+fn by_domain(domains: &[String], values: &[f64]) -> String {
+    let pairs: Vec<String> = domains.iter().zip(values).map(|(name, value)| format!("{name}={}", format_significant(*value))).collect();
+    pairs.join(" ")
+}
+
+fn format_significant(value: f64) -> String {
+    if value == 0.0 || !value.is_finite() {
+        return value.to_string();
+    }
+    let decimals = (3 - value.abs().log10().floor() as i32).clamp(0, 12) as usize;
+    format!("{value:.decimals$}")
 }
 
 /// Rejects a domain with a positive weight and no rows at all, which no reader could ever serve.
@@ -186,4 +203,17 @@ pub(super) fn embedding_for(mixture: &MixtureConfig, seed: u64, source: &DomainS
         return Ok(None);
     }
     embed_new_domain(mixture, seed, source, &spec.embedding).map(Some)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::format_significant;
+
+    #[test]
+    fn log_values_keep_four_significant_digits() {
+        assert_eq!(format_significant(0.30000000000000004), "0.3000");
+        assert_eq!(format_significant(0.0012345678), "0.001235");
+        assert_eq!(format_significant(12.5), "12.50");
+        assert_eq!(format_significant(0.0), "0");
+    }
 }
