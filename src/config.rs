@@ -298,6 +298,7 @@ impl Config {
         if self.domains.is_empty() {
             return Err(Error::config("no domains; add at least one [[domains]] table"));
         }
+        self.mixture.validate()?;
 
         let mut names = HashMap::new();
         let mut paths: HashMap<PathBuf, &str> = HashMap::new();
@@ -408,6 +409,16 @@ mod tests {
         let error = parse(&text).unwrap_err().to_string();
         assert!(error.contains("set `weight` in the [watch] table"), "{error}");
         assert!(parse(&text.replace("root = 'incoming'", "root = 'incoming'\nweight = 0.1")).is_ok());
+    }
+
+    #[test]
+    fn mixture_keys_checked_for_every_policy() {
+        for (policy, key) in [("online-exp3", "smoothing = 2.0"), ("online-exp3", "smoothing = -0.5"), ("static", "embed_documents = 0")] {
+            let text = format!("{HEADER}[mixture]\npolicy = '{policy}'\n{key}\n[[domains]]\nname = 'a'\npath = 'data/a'\nweight = 1\n");
+            let error = parse(&text).unwrap_err().to_string();
+            let name = key.split(' ').next().unwrap();
+            assert!(error.contains(name), "{policy} with {key}: {error}");
+        }
     }
 
     #[test]
