@@ -1,7 +1,7 @@
 //! Guards of the Chameleon policies: degenerate inputs, invalid inputs and rounding.
 
 use chameleon::mixture::leverage::scores_from_kernel;
-use chameleon::mixture::policy::{chameleon_finetune, chameleon_pretrain};
+use chameleon::mixture::policy::{apply_bounds, chameleon_finetune, chameleon_pretrain};
 use chameleon::mixture::{compute, DomainSummary, Mixture, MixtureConfig, PolicyName};
 use chameleon::Error;
 use faer::Mat;
@@ -233,4 +233,18 @@ fn config_parses_from_toml() {
     assert_eq!(config.embed_dimension, 256);
     let error = toml::from_str::<MixtureConfig>("policy = \"static\"\nlamda = 1.0").unwrap_err();
     assert!(error.to_string().contains("lamda"), "{error}");
+}
+
+#[test]
+fn infeasible_bound_suggests_a_passing_value() {
+    let names = ["a", "b", "c", "d", "e", "f"];
+    let weights = [1.0 / 6.0; 6];
+    let error = apply_bounds(&weights, &names, Some(0.2), None).unwrap_err().to_string();
+    assert!(error.contains("needs 1.2000 of the mixture"), "{error}");
+    assert!(error.contains("lower min_weight to at most 0.1666"), "{error}");
+    assert!(apply_bounds(&weights, &names, Some(0.1666), None).is_ok());
+
+    let error = apply_bounds(&weights, &names, None, Some(0.1)).unwrap_err().to_string();
+    assert!(error.contains("raise max_weight to at least 0.1667"), "{error}");
+    assert!(apply_bounds(&weights, &names, None, Some(0.1667)).is_ok());
 }

@@ -213,18 +213,20 @@ fn check_bounds(lower: f64, upper: f64, weights: &[f64]) -> Result<()> {
     }
     if lower * count as f64 > 1.0 + 1e-12 {
         return Err(Error::config(format!(
-            "min_weight = {lower} with {count} domains needs {} of the mixture (more than 1); lower min_weight to at most {}",
+            "min_weight = {lower} with {count} domains needs {:.4} of the mixture (more than 1); lower min_weight to at most {:.4}",
             lower * count as f64,
-            1.0 / count as f64
+            // Rounded down, so that the suggested value passes this check.
+            (1e4 / count as f64).floor() / 1e4
         )));
     }
     let positive = weights.iter().filter(|weight| **weight > 0.0).count();
     let reachable = upper * positive as f64 + lower * (count - positive) as f64;
     if reachable < 1.0 - 1e-12 {
         return Err(Error::config(format!(
-            "max_weight = {upper} with {positive} domains of positive weight (and {} at weight 0) reaches only {reachable} of the mixture; raise max_weight to at least {}",
+            "max_weight = {upper} with {positive} domains of positive weight (and {} at weight 0) reaches only {reachable:.4} of the mixture; raise max_weight to at least {:.4}",
             count - positive,
-            (1.0 - lower * (count - positive) as f64) / positive.max(1) as f64
+            // Rounded up, so that the suggested value passes this check.
+            ((1.0 - lower * (count - positive) as f64) / positive.max(1) as f64 * 1e4).ceil() / 1e4
         )));
     }
     Ok(())
