@@ -229,50 +229,85 @@ fn finished_shards(folder: &Path) -> usize {
 fn kill_at_three_moments_resumes_byte_identical() {
     let seed: u64 = std::env::var("CHAMELEON_TEST_SEED").ok().and_then(|value| value.parse().ok()).unwrap_or(20_240_607);
     println!("kill moment seed {seed} (set CHAMELEON_TEST_SEED to change it)");
+    // Shards of 48 batches take long enough (about 100 ms in a debug build) that a kill at most
+    // 80 ms after the 18th shard still lands before the 20th.
+    let (steps, shard_batches) = (960, 48);
     let dir = temp_dir();
     let whole = dir.path().join("whole");
-    success(&as_strs(&fixture_export_args(&whole, 240, 12)));
+    success(&as_strs(&fixture_export_args(&whole, steps, shard_batches)));
     assert_eq!(read_manifest(&whole).shards.len(), 20);
 
     // Each kill waits for a seeded number of finished shards (none, some, most), then a seeded
     // delay of up to 80 ms, so that it lands before the first shard, inside a shard, or between a
-    // shard's rename and the progress file that records it.
+    // shard's rename and the progress file that records it. A kill that comes too late on a fast
+    // machine is tried again with half the delay.
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
     let targets = [0, rng.random_range(1..10), rng.random_range(10..19)];
     let mut resumed_later = 0;
     for (trial, target) in targets.into_iter().enumerate() {
         let output = dir.path().join(format!("killed-{trial}"));
-        let delay = Duration::from_millis(rng.random_range(0..80));
-        let mut child = Command::new(env!("CARGO_BIN_EXE_chameleon"))
-            .args(fixture_export_args(&output, 240, 12))
-            .stdout(Stdio::null())
-            .stderr(File::create(dir.path().join(format!("killed-{trial}.stderr"))).unwrap())
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(120);
-        while !output.join(".progress.json").exists() || finished_shards(&output) < target {
-            assert!(Instant::now() < deadline, "trial {trial}: the export did not reach {target} shards within 120 s");
-            if child.try_wait().unwrap().is_some() {
+        let mut delay = Duration::from_millis(rng.random_range(0..80));
+        for attempt in 0.. {
+            assert!(attempt < 4, "trial {trial}: every kill came after the export finished");
+            let _ = std::fs::remove_dir_all(&output);
+            if kill_export(&dir, &output, trial, target, delay, steps, shard_batches) {
                 break;
             }
-            std::thread::sleep(Duration::from_millis(2));
+            delay /= 2;
         }
-        std::thread::sleep(delay);
-        child.kill().unwrap();
-        let status = child.wait().unwrap();
-        println!("trial {trial}: killed {delay:?} after {target} shards were finished: {status}, {} shards on disk", finished_shards(&output));
-        if !status.success() && status.code().is_some() {
-            panic!("trial {trial}: the export failed: {}", std::fs::read_to_string(dir.path().join(format!("killed-{trial}.stderr"))).unwrap());
-        }
-        assert!(!output.join("manifest.json").exists(), "trial {trial}: the kill came before the export finished");
 
-        let summary = json(&as_strs(&[fixture_export_args(&output, 240, 12), vec!["--json".into()]].concat()));
+        let summary = json(&as_strs(&[fixture_export_args(&output, steps, shard_batches), vec!["--json".into()]].concat()));
         if summary["first_step"].as_u64().unwrap() > 0 {
             resumed_later += 1;
         }
         assert_same_files(&whole, &output, &format!("trial {trial}, killed {delay:?} after {target} shards"));
     }
     assert!(resumed_later >= 2, "the later kills came after complete shards, so their reruns continued from them");
+}
+
+/// Starts an export, kills it `delay` after `target` shards are finished, and returns whether
+/// the kill came before the export finished.
+fn kill_export(dir: &tempfile::TempDir, output: &Path, trial: usize, target: usize, delay: Duration, steps: u64, shard_batches: u64) -> bool {
+    let stderr_path = dir.path().join(format!("killed-{trial}.stderr"));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_chameleon"))
+        .args(fixture_export_args(output, steps, shard_batches))
+        .stdout(Stdio::null())
+        .stderr(File::create(&stderr_path).unwrap())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !output.join(".progress.json").exists() || finished_shards(output) < target {
+        assert!(Instant::now() < deadline, "trial {trial}: the export did not reach {target} shards within 120 s");
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    std::thread::sleep(delay);
+    child.kill().unwrap();
+    let status = child.wait().unwrap();
+    println!("trial {trial}: killed {delay:?} after {target} shards were finished: {status}, {} shards on disk", finished_shards(output));
+    if !status.success() && status.code().is_some() {
+        panic!("trial {trial}: the export failed: {}", std::fs::read_to_string(&stderr_path).unwrap());
+    }
+    !output.join("manifest.json").exists()
+}
+
+#[test]
+fn damaged_shard_named_on_rerun() {
+    let dir = temp_dir();
+    let output = dir.path().join("export");
+    success(&as_strs(&fixture_export_args(&output, 6, 3)));
+    let shard = output.join(&read_manifest(&output).shards[1].file);
+    let bytes = std::fs::read(&shard).unwrap();
+    std::fs::write(&shard, &bytes[..bytes.len() / 2]).unwrap();
+
+    let error = failure(&as_strs(&fixture_export_args(&output, 6, 3)));
+    assert!(error.contains("contains this export, but its shard"), "{error}");
+    assert!(error.contains("fails its size or SHA-256 check"), "{error}");
+    assert!(!error.contains("another export"), "{error}");
+    success(&as_strs(&[fixture_export_args(&output, 6, 3), vec!["--overwrite".into()]].concat()));
+    assert_eq!(std::fs::read(&shard).unwrap(), bytes, "--overwrite writes the same shard again");
 }
 
 #[test]
@@ -333,7 +368,8 @@ fn changed_shard_is_detected_on_resume() {
     std::fs::write(options.output.join("shard-00001.parquet"), b"not parquet").unwrap();
 
     let error = export::export(&config, &options, &mut |_| {}).unwrap_err().to_string();
-    assert!(error.contains("shard-00001.parquet was changed"), "{error}");
+    assert!(error.contains("shard-00001.parquet fails its size or SHA-256 check"), "{error}");
+    assert!(error.contains("contains this export"), "{error}");
     assert!(error.contains("--overwrite"), "{error}");
     options.overwrite = true;
     let report = export::export(&config, &options, &mut |_| {}).unwrap();
@@ -438,6 +474,23 @@ fn readback_with_pyarrow_and_datasets() {
     } else {
         assert_eq!(totals["datasets_rows"], 12 * 8);
     }
+}
+
+#[test]
+fn inspect_fails_on_a_replaced_shard() {
+    let dir = temp_dir();
+    let output = dir.path().join("export");
+    success(&as_strs(&fixture_export_args(&output, 10, 4)));
+    std::fs::copy(output.join("shard-00000.parquet"), output.join("shard-00002.parquet")).unwrap();
+
+    let run = Command::new(env!("CARGO_BIN_EXE_chameleon")).args(["inspect", path_str(&output)]).output().unwrap();
+    assert!(!run.status.success(), "a shard that differs from the manifest fails inspect");
+    let table = String::from_utf8_lossy(&run.stdout);
+    let row = table.lines().find(|line| line.starts_with("shard-00002.parquet")).unwrap();
+    assert!(row.ends_with("differs from the manifest"), "{table}");
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(stderr.contains("differ from the manifest in shard-00002.parquet"), "{stderr}");
+    assert!(stderr.contains("--overwrite"), "{stderr}");
 }
 
 #[test]

@@ -82,7 +82,7 @@ pub(crate) fn prepare(output: &Path, expected: &Expected<'_>, overwrite: bool) -
     } else if listing.shards.is_empty() && listing.temporaries.is_empty() {
         Ok(Start::Fresh)
     } else {
-        Err("it has shards but no manifest.json or progress file".to_string())
+        Err(Refusal::Other("it has shards but no manifest.json or progress file".to_string()))
     };
 
     match found {
@@ -96,14 +96,18 @@ pub(crate) fn prepare(output: &Path, expected: &Expected<'_>, overwrite: bool) -
             }
             Ok(start)
         }
-        Err(reason) if overwrite => {
-            tracing::warn!(folder = %output.display(), reason = %reason, "replacing another export");
+        Err(Refusal::Other(reason) | Refusal::Damaged(reason)) if overwrite => {
+            tracing::warn!(folder = %output.display(), reason = %reason, "replacing the export in the folder");
             clean(output, &listing, &[], false, false)?;
             Ok(Start::Fresh)
         }
-        Err(reason) => Err(Error::Output {
+        Err(Refusal::Other(reason)) => Err(Error::Output {
             path: output.to_path_buf(),
             message: format!("holds another export: {reason}; choose an empty folder, or pass --overwrite to replace it"),
+        }),
+        Err(Refusal::Damaged(reason)) => Err(Error::Output {
+            path: output.to_path_buf(),
+            message: format!("contains this export, but {reason}; pass --overwrite to write the export again"),
         }),
     }
 }
@@ -137,40 +141,49 @@ fn is_temporary_name(name: &str) -> bool {
     inner == MANIFEST_NAME || inner == PROGRESS_NAME || is_shard_name(inner)
 }
 
-/// Checks a manifest against the expected export; `Err` holds why it is another export.
-fn check_manifest(output: &Path, expected: &Expected<'_>) -> Result<Result<Start, String>> {
+/// The reason an export already in the folder cannot be continued or kept.
+enum Refusal {
+    /// The folder contains a different export, or one this build cannot read.
+    Other(String),
+    /// The folder contains this export, but one of its shards is missing or fails its check.
+    Damaged(String),
+}
+
+/// Checks a manifest against the expected export; `Err` gives the reason it cannot be kept.
+fn check_manifest(output: &Path, expected: &Expected<'_>) -> Result<Result<Start, Refusal>> {
     let path = output.join(MANIFEST_NAME);
     let text = std::fs::read_to_string(&path).map_err(|source| Error::io("cannot read manifest", &path, source))?;
     let identity: ManifestIdentity = match serde_json::from_str(&text) {
         Ok(identity) => identity,
-        Err(error) => return Ok(Err(format!("{MANIFEST_NAME} is not a chameleon export manifest ({error})"))),
+        Err(error) => return Ok(Err(Refusal::Other(format!("{MANIFEST_NAME} is not a chameleon export manifest ({error})")))),
     };
     let shape = ExportShape { steps: identity.steps, shard_batches: identity.shard_batches };
     if let Some(reason) = difference(identity.format, &identity.version, &identity.fingerprint, shape, expected) {
-        return Ok(Err(reason));
+        return Ok(Err(Refusal::Other(reason)));
     }
     if let Some(reason) = verify_shards(output, &identity.shards)? {
-        return Ok(Err(reason));
+        return Ok(Err(Refusal::Damaged(reason)));
     }
     match serde_json::from_str::<Manifest>(&text) {
         Ok(manifest) => Ok(Ok(Start::Complete(Box::new(manifest)))),
-        Err(error) => Ok(Err(format!("{MANIFEST_NAME} cannot be read ({error})"))),
+        Err(error) => Ok(Err(Refusal::Other(format!("{MANIFEST_NAME} cannot be read ({error})")))),
     }
 }
 
-/// Checks a progress file against the expected export; `Err` holds why it is another export.
-fn check_progress(output: &Path, expected: &Expected<'_>) -> Result<Result<Start, String>> {
+/// Checks a progress file against the expected export; `Err` gives the reason it cannot be
+/// continued.
+fn check_progress(output: &Path, expected: &Expected<'_>) -> Result<Result<Start, Refusal>> {
     let path = output.join(PROGRESS_NAME);
     let text = std::fs::read_to_string(&path).map_err(|source| Error::io("cannot read progress file", &path, source))?;
     let progress: Progress = match serde_json::from_str(&text) {
         Ok(progress) => progress,
-        Err(error) => return Ok(Err(format!("its progress file {PROGRESS_NAME} cannot be read ({error})"))),
+        Err(error) => return Ok(Err(Refusal::Other(format!("its progress file {PROGRESS_NAME} cannot be read ({error})")))),
     };
     if let Some(reason) = difference(progress.format, &progress.version, &progress.state.fingerprint, progress.shape, expected) {
-        return Ok(Err(reason));
+        return Ok(Err(Refusal::Other(reason)));
     }
     if let Some(reason) = verify_shards(output, &progress.shards)? {
-        return Ok(Err(reason));
+        return Ok(Err(Refusal::Damaged(reason)));
     }
     Ok(Ok(Start::Resume(Box::new(progress))))
 }
@@ -210,7 +223,7 @@ fn verify_shards(output: &Path, shards: &[ShardEntry]) -> Result<Option<String>>
             return Ok(Some(format!("its shard {} is missing", shard.file)));
         };
         if metadata.len() != shard.bytes || sha256_file(&path)? != shard.sha256 {
-            return Ok(Some(format!("its shard {} was changed after it was written", shard.file)));
+            return Ok(Some(format!("its shard {} fails its size or SHA-256 check (damaged or changed after it was written)", shard.file)));
         }
     }
     Ok(None)

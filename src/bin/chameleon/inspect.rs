@@ -22,11 +22,21 @@ pub fn run(args: InspectArgs) -> anyhow::Result<()> {
     let inspection = inspect::inspect(&args.path, &args.column)?;
     if args.json {
         println!("{}", serde_json::to_string(&inspection)?);
-        return Ok(());
+    } else {
+        match &inspection {
+            Inspection::Export(summary) => print_export(summary),
+            Inspection::Domain(summary) => print_domain(summary),
+        }
     }
-    match &inspection {
-        Inspection::Export(summary) => print_export(summary),
-        Inspection::Domain(summary) => print_domain(summary),
+    // A damaged export fails the command, so that a script that checks an export detects it.
+    if let Inspection::Export(summary) = &inspection {
+        let mismatched: Vec<&str> = summary.shards.iter().filter(|shard| shard.matches_manifest == Some(false)).map(|shard| shard.file.as_str()).collect();
+        if !mismatched.is_empty() {
+            anyhow::bail!(
+                "rows or tokens differ from the manifest in {}: the export is damaged; write it again with `chameleon export --overwrite`",
+                mismatched.join(", ")
+            );
+        }
     }
     Ok(())
 }
@@ -52,10 +62,6 @@ fn print_export(summary: &ExportSummary) {
     }
     print_shards(&summary.shards);
     println!("schema: {}", summary.schema.join(", "));
-    let mismatched: Vec<&str> = summary.shards.iter().filter(|shard| shard.matches_manifest == Some(false)).map(|shard| shard.file.as_str()).collect();
-    if !mismatched.is_empty() {
-        println!("warning: rows or tokens differ from the manifest in {}", mismatched.join(", "));
-    }
 }
 
 fn print_domain(summary: &DomainSummary) {
@@ -76,6 +82,7 @@ fn print_shards(shards: &[ShardSummary]) {
     println!("{:<28} {:>12} {:>10} {:>10} {:>14}", "shard", "bytes", "rows", "row groups", "tokens");
     for shard in shards {
         let tokens = shard.tokens.map_or_else(|| "-".to_string(), |tokens| tokens.to_string());
-        println!("{:<28} {:>12} {:>10} {:>10} {:>14}", shard.file, shard.bytes, shard.rows, shard.row_groups, tokens);
+        let flag = if shard.matches_manifest == Some(false) { "  differs from the manifest" } else { "" };
+        println!("{:<28} {:>12} {:>10} {:>10} {:>14}{flag}", shard.file, shard.bytes, shard.rows, shard.row_groups, tokens);
     }
 }
