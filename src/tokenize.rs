@@ -19,6 +19,7 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::metadata::KeyValue;
 use parquet::file::properties::WriterProperties;
 use rayon::prelude::*;
 
@@ -27,6 +28,9 @@ use crate::source::Tokenizer;
 
 /// Rows per record batch read, and per row group written.
 const ROWS_PER_BATCH: usize = 1024;
+
+/// The key of the parquet footer metadata entry that names the tokenizer a shard was written with.
+pub const TOKENIZER_KEY: &str = "chameleon.tokenizer";
 
 /// What to tokenize and how.
 #[derive(Debug, Clone)]
@@ -71,10 +75,16 @@ pub struct TokenizeJob {
 ///
 /// [`Error::Io`] when a folder cannot be listed, [`Error::Input`] when no input file is found.
 pub fn plan(input: &Path, output: &Path) -> Result<Vec<TokenizeJob>> {
+    if !input.exists() {
+        return Err(Error::Input { path: input.to_path_buf(), message: "not found; pass a parquet or JSONL file, or a folder of them".into() });
+    }
+    check_apart(input, output)?;
     let mut jobs = Vec::new();
     if input.is_file() {
         let name = input.file_name().map(PathBuf::from).unwrap_or_else(|| PathBuf::from("input"));
-        jobs.push(TokenizeJob { input: input.to_path_buf(), output: output.join(name).with_extension("parquet") });
+        let shard = output.join(name).with_extension("parquet");
+        check_apart(input, &shard)?;
+        jobs.push(TokenizeJob { input: input.to_path_buf(), output: shard });
     } else {
         walk(input, input, output, &mut jobs)?;
     }
@@ -83,6 +93,39 @@ pub fn plan(input: &Path, output: &Path) -> Result<Vec<TokenizeJob>> {
     }
     jobs.sort_by(|a, b| a.input.cmp(&b.input));
     Ok(jobs)
+}
+
+/// Rejects an output folder that is the input folder or lies inside it, because the shards would
+/// replace their own input or be read as input by the next run. A single input file is rejected
+/// only when its shard would replace it.
+fn check_apart(input: &Path, output: &Path) -> Result<()> {
+    let input = absolute(input);
+    let output = absolute(output);
+    let clash = if input.is_file() { output == input } else { output.starts_with(&input) };
+    if !clash {
+        return Ok(());
+    }
+    let message = format!("the output {} is the input or inside it, so the token shards would replace or mix with the text; choose an output folder outside the input", output.display());
+    Err(Error::Input { path: input, message })
+}
+
+/// Resolves `path` through its nearest existing ancestor, so a folder not yet created compares
+/// equal to the same folder spelled through a symbolic link or `..`.
+fn absolute(path: &Path) -> PathBuf {
+    let mut missing = Vec::new();
+    let mut existing = path;
+    loop {
+        if let Ok(resolved) = existing.canonicalize() {
+            return missing.iter().rev().fold(resolved, |resolved, part| resolved.join(part));
+        }
+        match (existing.parent(), existing.file_name()) {
+            (Some(parent), Some(name)) => {
+                missing.push(name.to_os_string());
+                existing = if parent.as_os_str().is_empty() { Path::new(".") } else { parent };
+            }
+            _ => return path.to_path_buf(),
+        }
+    }
 }
 
 fn walk(root: &Path, folder: &Path, output: &Path, jobs: &mut Vec<TokenizeJob>) -> Result<()> {
@@ -161,6 +204,7 @@ fn write_shard(
 ) -> Result<TokenizeReport> {
     let file = File::create(temporary).map_err(|source| Error::io("cannot create temporary shard", temporary, source))?;
     let properties = WriterProperties::builder()
+        .set_key_value_metadata(Some(vec![KeyValue::new(TOKENIZER_KEY.to_string(), tokenizer.name().to_string())]))
         .set_compression(Compression::ZSTD(ZstdLevel::default()))
         .set_max_row_group_row_count(Some(ROWS_PER_BATCH))
         .build();

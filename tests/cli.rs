@@ -133,6 +133,67 @@ fn tokenize_parquet_keeps_other_columns() {
 }
 
 #[test]
+fn tokenize_records_its_tokenizer() {
+    let dir = temp_dir();
+    let input = dir.path().join("books");
+    std::fs::create_dir_all(&input).unwrap();
+    std::fs::copy(fixtures().join("domains/books/shard-00000.parquet"), input.join("shard-00000.parquet")).unwrap();
+    let output = dir.path().join("out");
+    success(&["tokenize", "--input", input.to_str().unwrap(), "--output", output.to_str().unwrap(), "--tokenizer", "gpt2"]);
+
+    let file = std::fs::File::open(output.join("shard-00000.parquet")).unwrap();
+    let reader = parquet::file::reader::SerializedFileReader::new(file).unwrap();
+    let metadata = parquet::file::reader::FileReader::metadata(&reader).file_metadata().key_value_metadata().cloned().unwrap_or_default();
+    let tokenizer = metadata.iter().find(|entry| entry.key == chameleon::tokenize::TOKENIZER_KEY).and_then(|entry| entry.value.clone());
+    assert_eq!(tokenizer.as_deref(), Some("gpt2"));
+}
+
+#[test]
+fn tokenize_rejects_output_inside_input() {
+    let dir = temp_dir();
+    let input = dir.path().join("books");
+    std::fs::create_dir_all(&input).unwrap();
+    let shard = input.join("shard-00000.parquet");
+    std::fs::copy(fixtures().join("domains/books/shard-00000.parquet"), &shard).unwrap();
+    let before = std::fs::read(&shard).unwrap();
+
+    for output in [input.clone(), input.join("tokens"), input.join("..").join("books")] {
+        let run = chameleon(&["tokenize", "--input", input.to_str().unwrap(), "--output", output.to_str().unwrap(), "--tokenizer", "gpt2"]);
+        assert!(!run.status.success(), "output {}", output.display());
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert!(stderr.contains("is the input or inside it"), "{stderr}");
+        assert!(stderr.contains("choose an output folder outside the input"), "{stderr}");
+    }
+    let single = chameleon(&["tokenize", "--input", shard.to_str().unwrap(), "--output", input.to_str().unwrap(), "--tokenizer", "gpt2"]);
+    assert!(!single.status.success(), "a shard must not replace its own input file");
+    assert_eq!(std::fs::read(&shard).unwrap(), before, "the input shard is untouched");
+    assert!(!input.join("tokens").exists(), "no output folder is created inside the input");
+}
+
+#[test]
+fn tokenize_keeps_existing_shards_unless_overwrite() {
+    let dir = temp_dir();
+    let input = dir.path().join("books");
+    std::fs::create_dir_all(&input).unwrap();
+    std::fs::copy(fixtures().join("domains/books/shard-00000.parquet"), input.join("shard-00000.parquet")).unwrap();
+    let output = dir.path().join("out");
+    let args = ["tokenize", "--input", input.to_str().unwrap(), "--output", output.to_str().unwrap(), "--tokenizer", "gpt2"];
+    success(&args);
+    let written = output.join("shard-00000.parquet");
+    std::fs::write(&written, b"placeholder").unwrap();
+
+    let again = chameleon(&args);
+    assert!(!again.status.success());
+    let stderr = String::from_utf8_lossy(&again.stderr);
+    assert!(stderr.contains("1 of 1 shard to write already exists"), "{stderr}");
+    assert!(stderr.contains("pass --overwrite"), "{stderr}");
+    assert_eq!(std::fs::read(&written).unwrap(), b"placeholder", "the existing file is kept");
+
+    success(&[&args[..], &["--overwrite"]].concat());
+    assert_ne!(std::fs::read(&written).unwrap(), b"placeholder", "--overwrite replaces the file");
+}
+
+#[test]
 fn tokenize_names_a_missing_text_column() {
     let dir = temp_dir();
     std::fs::write(dir.path().join("a.jsonl"), "{\"body\": \"hello\"}\n").unwrap();
@@ -222,6 +283,43 @@ fn stream_rejects_saving_every_zero_steps() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("--save-every must be at least 1"), "{stderr}");
     assert!(!state.exists(), "nothing runs after a rejected argument");
+}
+
+#[test]
+fn stream_checks_state_folder_first() {
+    let config = fixtures().join("mix.toml");
+    let output = chameleon(&["stream", "--config", config.to_str().unwrap(), "--steps", "5", "--save-state", "/nonexistent/folder/state.json"]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("cannot save the state to /nonexistent/folder/state.json"), "{stderr}");
+    assert!(stderr.contains("the folder /nonexistent/folder does not exist"), "{stderr}");
+    assert!(output.stdout.is_empty(), "no batch is streamed before the check");
+}
+
+#[test]
+fn world_size_without_rank_is_named() {
+    let config = fixtures().join("mix.toml");
+    let output = Command::new(env!("CARGO_BIN_EXE_chameleon"))
+        .args(["stream", "--config", config.to_str().unwrap(), "--steps", "1"])
+        .env("WORLD_SIZE", "2")
+        .env_remove("RANK")
+        .output()
+        .expect("the binary runs");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("a world size is set (--world-size or WORLD_SIZE) but no rank"), "{stderr}");
+
+    let zero = chameleon(&["stream", "--config", config.to_str().unwrap(), "--rank", "0", "--world-size", "0"]);
+    assert!(String::from_utf8_lossy(&zero.stderr).contains("world size 0 is invalid"));
+}
+
+#[test]
+fn zero_threads_are_rejected() {
+    let config = fixtures().join("mix.toml");
+    let output = chameleon(&["stream", "--config", config.to_str().unwrap(), "--threads", "0"]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--threads must be at least 1"), "{stderr}");
 }
 
 #[test]

@@ -52,7 +52,10 @@ impl Partition {
     ///
     /// [`Error::Config`] when the world size is 0 or the rank is not below it.
     pub fn new(rank: usize, world_size: usize) -> Result<Partition> {
-        if world_size == 0 || rank >= world_size {
+        if world_size == 0 {
+            return Err(Error::config("world size 0 is invalid; it is the number of ranks, at least 1"));
+        }
+        if rank >= world_size {
             return Err(Error::config(format!("rank {rank} of world size {world_size} is invalid; the rank must be below the world size")));
         }
         Ok(Partition { rank, world_size })

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use chameleon::export::{self, ExportOptions, ExportProgress, DEFAULT_SHARD_TOKENS};
-use chameleon::{Config, Partition};
+use chameleon::Config;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
@@ -25,18 +25,18 @@ pub struct ExportArgs {
     /// Tokens per shard, rounded up to whole batches (at least one batch).
     #[arg(long, default_value_t = DEFAULT_SHARD_TOKENS)]
     shard_tokens: u64,
-    /// Decode parallelism. Default: the available cores. The files do not depend on it.
-    #[arg(long)]
+    /// Decode parallelism, at least 1. Default: the available cores. The files do not depend on it.
+    #[arg(long, value_parser = crate::parse_threads)]
     threads: Option<usize>,
     /// Replace another export in the output folder, or export into a folder with other files
     /// (they are kept).
     #[arg(long)]
     overwrite: bool,
-    /// This process's rank. Default: the RANK environment variable, else 0.
-    #[arg(long, env = "RANK", requires = "world_size")]
+    /// This process's rank, with --world-size. Default: the RANK environment variable, else 0.
+    #[arg(long, env = "RANK")]
     rank: Option<usize>,
-    /// The number of ranks. Default: the WORLD_SIZE environment variable, else 1.
-    #[arg(long, env = "WORLD_SIZE", requires = "rank")]
+    /// The number of ranks, with --rank. Default: the WORLD_SIZE environment variable, else 1.
+    #[arg(long, env = "WORLD_SIZE")]
     world_size: Option<usize>,
     /// Print the summary as one JSON object on stdout.
     #[arg(long)]
@@ -59,10 +59,7 @@ struct Summary {
 
 pub fn run(args: ExportArgs) -> anyhow::Result<()> {
     let config = Config::from_file(&args.config)?;
-    let partition = match (args.rank, args.world_size) {
-        (Some(rank), Some(world_size)) => Partition::new(rank, world_size)?,
-        _ => Partition::default(),
-    };
+    let partition = crate::partition(args.rank, args.world_size)?;
     let options = ExportOptions {
         output: args.output.clone(),
         tokens: args.tokens,

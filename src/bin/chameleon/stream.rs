@@ -9,7 +9,7 @@ use anyhow::Context;
 use chameleon::batch::to_hex;
 use chameleon::config::WatchConfig;
 use chameleon::pipeline::MixtureVersion;
-use chameleon::{Config, Loader, LoaderState, Partition, StreamDigest};
+use chameleon::{Config, Loader, LoaderState, StreamDigest};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
@@ -23,8 +23,8 @@ pub struct StreamArgs {
     /// Batches to take (after the resume point, with --resume), at least 1.
     #[arg(long, default_value_t = 100, value_parser = parse_steps)]
     steps: u64,
-    /// Decode parallelism. Default: the available cores. The batches do not depend on it.
-    #[arg(long)]
+    /// Decode parallelism, at least 1. Default: the available cores. The batches do not depend on it.
+    #[arg(long, value_parser = crate::parse_threads)]
     threads: Option<usize>,
     /// Print the summary as one JSON object on stdout.
     #[arg(long)]
@@ -48,11 +48,11 @@ pub struct StreamArgs {
     /// Static weight of the domains the watch adds (sets `[watch] weight`).
     #[arg(long)]
     watch_weight: Option<f64>,
-    /// This process's rank. Default: the RANK environment variable, else 0.
-    #[arg(long, env = "RANK", requires = "world_size")]
+    /// This process's rank, with --world-size. Default: the RANK environment variable, else 0.
+    #[arg(long, env = "RANK")]
     rank: Option<usize>,
-    /// The number of ranks. Default: the WORLD_SIZE environment variable, else 1.
-    #[arg(long, env = "WORLD_SIZE", requires = "rank")]
+    /// The number of ranks, with --rank. Default: the WORLD_SIZE environment variable, else 1.
+    #[arg(long, env = "WORLD_SIZE")]
     world_size: Option<usize>,
 }
 
@@ -108,15 +108,14 @@ pub fn run(args: StreamArgs) -> anyhow::Result<()> {
         };
         watch.weight = Some(weight);
     }
+    if let Some(path) = &args.save_state {
+        check_state_path(&state_path(path, 0))?;
+    }
     let mut builder = Loader::builder(config);
     if let Some(threads) = args.threads {
         builder = builder.threads(threads);
     }
-    let partition = match (args.rank, args.world_size) {
-        (Some(rank), Some(world_size)) => Partition::new(rank, world_size)?,
-        _ => Partition::default(),
-    };
-    builder = builder.partition(partition);
+    builder = builder.partition(crate::partition(args.rank, args.world_size)?);
     if let Some(path) = &args.resume {
         let text = std::fs::read_to_string(path).with_context(|| format!("cannot read state file {}", path.display()))?;
         let state: LoaderState = serde_json::from_str(&text).with_context(|| format!("state file {} is not a valid loader state", path.display()))?;
@@ -281,17 +280,35 @@ fn state_path(path: &Path, step: u64) -> PathBuf {
 /// Writes the state to a temporary file beside `path`, syncs it and renames it over `path`, so
 /// that `path` always holds either the old state or the new one.
 fn save_state(path: &Path, state: &LoaderState) -> anyhow::Result<()> {
-    let folder = path.parent().filter(|parent| !parent.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let name = path.file_name().context("the state path has no file name")?.to_string_lossy();
-    let temporary = folder.join(format!(".{name}.{}.tmp", std::process::id()));
-    let mut file = File::create(&temporary).with_context(|| format!("cannot create {}", temporary.display()))?;
+    let (folder, temporary) = temporary_state_path(path)?;
+    let mut file = File::create(&temporary).with_context(|| format!("cannot write the state file {} (creating {})", path.display(), temporary.display()))?;
     serde_json::to_writer_pretty(&mut file, state)?;
     file.write_all(b"\n")?;
     file.sync_all().with_context(|| format!("cannot sync {}", temporary.display()))?;
     std::fs::rename(&temporary, path).with_context(|| format!("cannot rename {} to {}", temporary.display(), path.display()))?;
-    if let Ok(directory) = File::open(folder) {
+    if let Ok(directory) = File::open(&folder) {
         let _ = directory.sync_all();
     }
+    Ok(())
+}
+
+/// Returns the folder of a state file and the temporary file written there before the rename.
+fn temporary_state_path(path: &Path) -> anyhow::Result<(PathBuf, PathBuf)> {
+    let folder = path.parent().filter(|parent| !parent.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = path.file_name().with_context(|| format!("the state path {} has no file name; pass a file such as state.json", path.display()))?.to_string_lossy();
+    let temporary = folder.join(format!(".{name}.{}.tmp", std::process::id()));
+    Ok((folder.to_path_buf(), temporary))
+}
+
+/// Checks before streaming that the state file can be written, so a typo in `--save-state` fails
+/// at once rather than after the run.
+fn check_state_path(path: &Path) -> anyhow::Result<()> {
+    let (folder, temporary) = temporary_state_path(path)?;
+    if !folder.is_dir() {
+        anyhow::bail!("cannot save the state to {}: the folder {} does not exist; create it or choose another --save-state path", path.display(), folder.display());
+    }
+    File::create(&temporary).with_context(|| format!("cannot save the state to {}: the folder {} is not writable; choose another --save-state path", path.display(), folder.display()))?;
+    std::fs::remove_file(&temporary).with_context(|| format!("cannot remove the probe file {}", temporary.display()))?;
     Ok(())
 }
 

@@ -26,20 +26,33 @@ pub struct TokenizeArgs {
     /// The column that holds each document's text.
     #[arg(long, default_value = "text")]
     text_column: String,
-    /// Worker threads. Default: the available cores.
-    #[arg(long)]
+    /// Worker threads, at least 1. Default: the available cores.
+    #[arg(long, value_parser = crate::parse_threads)]
     threads: Option<usize>,
     /// Print the summary as one JSON object on stdout.
     #[arg(long)]
     json: bool,
+    /// Replace shards that already exist in the output folder.
+    #[arg(long)]
+    overwrite: bool,
 }
 
 pub fn run(args: TokenizeArgs) -> anyhow::Result<()> {
     if let Some(threads) = args.threads {
-        rayon::ThreadPoolBuilder::new().num_threads(threads.max(1)).build_global().context("cannot size the thread pool")?;
+        rayon::ThreadPoolBuilder::new().num_threads(threads).build_global().context("cannot size the thread pool")?;
     }
     let tokenizer = Tokenizer::load(&args.tokenizer)?;
     let jobs = tokenize::plan(&args.input, &args.output)?;
+    let existing: Vec<&Path> = jobs.iter().map(|job| job.output.as_path()).filter(|path| path.exists()).collect();
+    if let (Some(first), false) = (existing.first(), args.overwrite) {
+        let verb = if existing.len() == 1 { "exists" } else { "exist" };
+        anyhow::bail!(
+            "{} of {} to write already {verb}, the first {}; pass --overwrite to replace them, or choose another output folder",
+            existing.len(),
+            crate::count(jobs.len() as u64, "shard"),
+            first.display()
+        );
+    }
     let options = TokenizeOptions { text_column: args.text_column };
     tracing::info!(files = jobs.len(), tokenizer = tokenizer.name(), "tokenizing");
 
