@@ -532,6 +532,8 @@ fn inspect_export_and_domain_folder() {
     let text = json(&["inspect", path_str(&fixtures().join("domains/books")), "--json"]);
     assert_eq!(text["rows"], 48);
     assert!(text["tokens"].is_null(), "a text domain has no token column");
+    let table = success(&["inspect", path_str(&fixtures().join("domains/books")), "--column", "text"]);
+    assert!(table.contains("column 'text' is not a list of token ids"), "{table}");
 
     let empty = dir.path().join("empty");
     std::fs::create_dir_all(&empty).unwrap();

@@ -65,7 +65,13 @@ fn print_export(summary: &ExportSummary) {
 }
 
 fn print_domain(summary: &DomainSummary) {
-    let tokens = summary.tokens.map_or_else(|| format!("no token column '{}'", summary.token_column), |tokens| format!("{tokens} tokens"));
+    let column = &summary.token_column;
+    let present = summary.schema.iter().any(|field| field.starts_with(&format!("{column}: ")));
+    let tokens = match summary.tokens {
+        Some(tokens) => format!("{tokens} tokens"),
+        None if present => format!("column '{column}' is not a list of token ids, so no tokens are counted"),
+        None => format!("no token column '{column}'"),
+    };
     println!(
         "{}: {}, {} rows, {}, {}",
         summary.path.display(),
