@@ -391,6 +391,30 @@ fn watch_flag_fills_a_table_without_root() {
 }
 
 #[test]
+fn watch_text_column_flag_takes_text_folder() {
+    let dir = temp_dir();
+    let base = std::fs::read_to_string(fixtures().join("mix.toml")).unwrap().replace("\"domains/", &format!("\"{}/domains/", fixtures().display()));
+    let config = dir.path().join("watch.toml");
+    std::fs::write(&config, format!("{base}\n[watch]\npoll_interval_ms = 20\n")).unwrap();
+    let incoming = dir.path().join("incoming/books2");
+    std::fs::create_dir_all(&incoming).unwrap();
+    std::fs::copy(fixtures().join("domains/books/shard-00000.parquet"), incoming.join("shard-00000.parquet")).unwrap();
+    let root = dir.path().join("incoming");
+    let watch = ["--watch", root.to_str().unwrap(), "--watch-weight", "0.5"];
+
+    let without = stream_json(&config, &[&["--steps", "400"], &watch[..]].concat());
+    let versions = without["mixture_versions"].as_array().unwrap();
+    assert_eq!(versions.len(), 1, "a text folder without a text column is not added: {without}");
+
+    let with = stream_json(&config, &[&["--steps", "400", "--watch-text-column", "text"], &watch[..]].concat());
+    let versions = with["mixture_versions"].as_array().unwrap();
+    assert!(versions.iter().any(|version| version["change"].as_str().unwrap().contains("books2")), "{with}");
+
+    let alone = chameleon(&["stream", "--config", fixtures().join("mix.toml").to_str().unwrap(), "--watch-text-column", "text"]);
+    assert!(String::from_utf8_lossy(&alone.stderr).contains("pass --watch FOLDER or add a [watch] table"));
+}
+
+#[test]
 fn closed_stdout_ends_quietly() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_chameleon"))
         .args(["inspect", fixtures().join("domains/books").to_str().unwrap()])

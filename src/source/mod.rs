@@ -149,7 +149,7 @@ fn eos_token(config: &Config, index: usize, reader: &ColumnReader) -> Result<u32
             ))
         }),
         ColumnReader::Tokens { .. } => Err(Error::config(format!(
-"domain '{}' reads pre-tokenized ids and no end-of-document token is set; set `eos_token` at the top level or on the domain, or `text_column` if the domain holds text (`[watch] text_column` for a watched folder)",
+"domain '{}' reads pre-tokenized ids and no end-of-document token is set; set `eos_token` at the top level or on the domain, or `text_column` if the domain holds text (`[watch] text_column` or `--watch-text-column` for a watched folder)",
             domain.name
         ))),
     }

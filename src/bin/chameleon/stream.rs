@@ -48,6 +48,9 @@ pub struct StreamArgs {
     /// Static weight of the domains the watch adds (sets `[watch] weight`).
     #[arg(long)]
     watch_weight: Option<f64>,
+    /// Text column of the domains the watch adds, tokenized on the fly (sets `[watch] text_column`).
+    #[arg(long)]
+    watch_text_column: Option<String>,
     /// This process's rank, with --world-size. Default: the RANK environment variable, else 0.
     #[arg(long, env = "RANK")]
     rank: Option<usize>,
@@ -107,6 +110,12 @@ pub fn run(args: StreamArgs) -> anyhow::Result<()> {
             anyhow::bail!("--watch-weight sets the weight of watched domains; pass --watch FOLDER or add a [watch] table too");
         };
         watch.weight = Some(weight);
+    }
+    if let Some(column) = args.watch_text_column {
+        let Some(watch) = &mut config.watch else {
+            anyhow::bail!("--watch-text-column sets the text column of watched domains; pass --watch FOLDER or add a [watch] table too");
+        };
+        watch.text_column = Some(column);
     }
     if let Some(path) = &args.save_state {
         check_state_path(&state_path(path, 0))?;
