@@ -1,6 +1,6 @@
-//! Reading a row group: parquet decode of the token column and id conversion to u32, through
-//! arrow record batches (`parquet_row_group` then `to_u32`, or both as `arrow_path`) and straight
-//! from the pages (`pages`, what the readers use for lists of INT32 and INT64 ids).
+//! Reading a row group: parquet decode of the token column and id conversion to u32. One path goes
+//! through arrow record batches (`parquet_row_group` then `to_u32`, or both as `arrow_path`). The
+//! other reads straight from the pages (`pages`), as the readers do for lists of INT32 and INT64 ids.
 
 use std::path::Path;
 use std::sync::Arc;

@@ -223,12 +223,7 @@ impl Error {
     /// The message followed by every underlying cause, separated by `: `.
     pub fn chain(&self) -> String {
         let mut text = self.to_string();
-        let mut source = std::error::Error::source(self);
-        while let Some(cause) = source {
-            text.push_str(": ");
-            text.push_str(&cause.to_string());
-            source = cause.source();
-        }
+        self.push_causes(&mut text);
         text
     }
 
@@ -244,13 +239,18 @@ impl Error {
             text.push_str(&format!(", row group {row_group}"));
         }
         text.push_str(": the file is truncated or corrupt");
+        self.push_causes(&mut text);
+        text
+    }
+
+    /// Appends every underlying cause to `text`, each after `: `.
+    fn push_causes(&self, text: &mut String) {
         let mut source = std::error::Error::source(self);
         while let Some(cause) = source {
             text.push_str(": ");
             text.push_str(&cause.to_string());
             source = cause.source();
         }
-        text
     }
 
     /// Builds an [`Error::Config`].

@@ -2,7 +2,7 @@
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use common::{fixtures, numbered_documents, temp_dir, write_tokens};
@@ -117,12 +117,19 @@ fn tokenize_jsonl_then_stream_it() {
     assert!(summary["domains"][0]["null_rows"].as_u64().unwrap() >= 1, "{summary}");
 }
 
+/// Copies the first shard of the fixtures' text domain `books` into `folder/books` and returns
+/// that folder.
+fn copy_books(folder: &Path) -> PathBuf {
+    let books = folder.join("books");
+    std::fs::create_dir_all(&books).unwrap();
+    std::fs::copy(fixtures().join("domains/books/shard-00000.parquet"), books.join("shard-00000.parquet")).unwrap();
+    books
+}
+
 #[test]
 fn tokenize_parquet_keeps_other_columns() {
     let dir = temp_dir();
-    let input = dir.path().join("books");
-    std::fs::create_dir_all(&input).unwrap();
-    std::fs::copy(fixtures().join("domains/books/shard-00000.parquet"), input.join("shard-00000.parquet")).unwrap();
+    let input = copy_books(dir.path());
     let output = dir.path().join("out");
     success(&["tokenize", "--input", input.to_str().unwrap(), "--output", output.to_str().unwrap(), "--tokenizer", "gpt2"]);
 
@@ -135,9 +142,7 @@ fn tokenize_parquet_keeps_other_columns() {
 #[test]
 fn tokenize_records_its_tokenizer() {
     let dir = temp_dir();
-    let input = dir.path().join("books");
-    std::fs::create_dir_all(&input).unwrap();
-    std::fs::copy(fixtures().join("domains/books/shard-00000.parquet"), input.join("shard-00000.parquet")).unwrap();
+    let input = copy_books(dir.path());
     let output = dir.path().join("out");
     success(&["tokenize", "--input", input.to_str().unwrap(), "--output", output.to_str().unwrap(), "--tokenizer", "gpt2"]);
 
@@ -151,10 +156,8 @@ fn tokenize_records_its_tokenizer() {
 #[test]
 fn tokenize_rejects_output_inside_input() {
     let dir = temp_dir();
-    let input = dir.path().join("books");
-    std::fs::create_dir_all(&input).unwrap();
+    let input = copy_books(dir.path());
     let shard = input.join("shard-00000.parquet");
-    std::fs::copy(fixtures().join("domains/books/shard-00000.parquet"), &shard).unwrap();
     let before = std::fs::read(&shard).unwrap();
 
     for output in [input.clone(), input.join("tokens"), input.join("..").join("books")] {
@@ -173,9 +176,7 @@ fn tokenize_rejects_output_inside_input() {
 #[test]
 fn tokenize_keeps_existing_shards_unless_overwrite() {
     let dir = temp_dir();
-    let input = dir.path().join("books");
-    std::fs::create_dir_all(&input).unwrap();
-    std::fs::copy(fixtures().join("domains/books/shard-00000.parquet"), input.join("shard-00000.parquet")).unwrap();
+    let input = copy_books(dir.path());
     let output = dir.path().join("out");
     let args = ["tokenize", "--input", input.to_str().unwrap(), "--output", output.to_str().unwrap(), "--tokenizer", "gpt2"];
     success(&args);

@@ -229,8 +229,8 @@ fn finished_shards(folder: &Path) -> usize {
 fn kill_at_three_moments_resumes_byte_identical() {
     let seed: u64 = std::env::var("CHAMELEON_TEST_SEED").ok().and_then(|value| value.parse().ok()).unwrap_or(20_240_607);
     println!("kill moment seed {seed} (set CHAMELEON_TEST_SEED to change it)");
-    // Shards of 48 batches take long enough (about 100 ms in a debug build) that a kill at most
-    // 80 ms after the 18th shard still lands before the 20th.
+    // Shards of 48 batches take long enough that a kill at most 80 ms after the 18th shard still
+    // lands before the 20th: about 100 ms each in a debug build, estimated from 25 ms for 12 batches.
     let (steps, shard_batches) = (960, 48);
     let dir = temp_dir();
     let whole = dir.path().join("whole");

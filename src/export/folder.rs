@@ -82,7 +82,7 @@ pub(crate) fn prepare(output: &Path, expected: &Expected<'_>, overwrite: bool) -
     } else if listing.shards.is_empty() && listing.temporaries.is_empty() {
         Ok(Start::Fresh)
     } else {
-        Err(Refusal::Other("it has shards but no manifest.json or progress file".to_string()))
+        Err(Rejection::Other("it has shards but no manifest.json or progress file".to_string()))
     };
 
     match found {
@@ -96,16 +96,16 @@ pub(crate) fn prepare(output: &Path, expected: &Expected<'_>, overwrite: bool) -
             }
             Ok(start)
         }
-        Err(Refusal::Other(reason) | Refusal::Damaged(reason)) if overwrite => {
+        Err(Rejection::Other(reason) | Rejection::Damaged(reason)) if overwrite => {
             tracing::warn!(folder = %output.display(), reason = %reason, "replacing the export in the folder");
             clean(output, &listing, &[], false, false)?;
             Ok(Start::Fresh)
         }
-        Err(Refusal::Other(reason)) => Err(Error::Output {
+        Err(Rejection::Other(reason)) => Err(Error::Output {
             path: output.to_path_buf(),
             message: format!("holds another export: {reason}; choose an empty folder, or pass --overwrite to replace it"),
         }),
-        Err(Refusal::Damaged(reason)) => Err(Error::Output {
+        Err(Rejection::Damaged(reason)) => Err(Error::Output {
             path: output.to_path_buf(),
             message: format!("contains this export, but {reason}; pass --overwrite to write the export again"),
         }),
@@ -142,7 +142,7 @@ fn is_temporary_name(name: &str) -> bool {
 }
 
 /// The reason an export already in the folder cannot be continued or kept.
-enum Refusal {
+enum Rejection {
     /// The folder contains a different export, or one this build cannot read.
     Other(String),
     /// The folder contains this export, but one of its shards is missing or fails its check.
@@ -150,40 +150,40 @@ enum Refusal {
 }
 
 /// Checks a manifest against the expected export; `Err` gives the reason it cannot be kept.
-fn check_manifest(output: &Path, expected: &Expected<'_>) -> Result<Result<Start, Refusal>> {
+fn check_manifest(output: &Path, expected: &Expected<'_>) -> Result<Result<Start, Rejection>> {
     let path = output.join(MANIFEST_NAME);
     let text = std::fs::read_to_string(&path).map_err(|source| Error::io("cannot read manifest", &path, source))?;
     let identity: ManifestIdentity = match serde_json::from_str(&text) {
         Ok(identity) => identity,
-        Err(error) => return Ok(Err(Refusal::Other(format!("{MANIFEST_NAME} is not a chameleon export manifest ({error})")))),
+        Err(error) => return Ok(Err(Rejection::Other(format!("{MANIFEST_NAME} is not a chameleon export manifest ({error})")))),
     };
     let shape = ExportShape { steps: identity.steps, shard_batches: identity.shard_batches };
     if let Some(reason) = difference(identity.format, &identity.version, &identity.fingerprint, shape, expected) {
-        return Ok(Err(Refusal::Other(reason)));
+        return Ok(Err(Rejection::Other(reason)));
     }
     if let Some(reason) = verify_shards(output, &identity.shards)? {
-        return Ok(Err(Refusal::Damaged(reason)));
+        return Ok(Err(Rejection::Damaged(reason)));
     }
     match serde_json::from_str::<Manifest>(&text) {
         Ok(manifest) => Ok(Ok(Start::Complete(Box::new(manifest)))),
-        Err(error) => Ok(Err(Refusal::Other(format!("{MANIFEST_NAME} cannot be read ({error})")))),
+        Err(error) => Ok(Err(Rejection::Other(format!("{MANIFEST_NAME} cannot be read ({error})")))),
     }
 }
 
 /// Checks a progress file against the expected export; `Err` gives the reason it cannot be
 /// continued.
-fn check_progress(output: &Path, expected: &Expected<'_>) -> Result<Result<Start, Refusal>> {
+fn check_progress(output: &Path, expected: &Expected<'_>) -> Result<Result<Start, Rejection>> {
     let path = output.join(PROGRESS_NAME);
     let text = std::fs::read_to_string(&path).map_err(|source| Error::io("cannot read progress file", &path, source))?;
     let progress: Progress = match serde_json::from_str(&text) {
         Ok(progress) => progress,
-        Err(error) => return Ok(Err(Refusal::Other(format!("its progress file {PROGRESS_NAME} cannot be read ({error})")))),
+        Err(error) => return Ok(Err(Rejection::Other(format!("its progress file {PROGRESS_NAME} cannot be read ({error})")))),
     };
     if let Some(reason) = difference(progress.format, &progress.version, &progress.state.fingerprint, progress.shape, expected) {
-        return Ok(Err(Refusal::Other(reason)));
+        return Ok(Err(Rejection::Other(reason)));
     }
     if let Some(reason) = verify_shards(output, &progress.shards)? {
-        return Ok(Err(Refusal::Damaged(reason)));
+        return Ok(Err(Rejection::Damaged(reason)));
     }
     Ok(Ok(Start::Resume(Box::new(progress))))
 }

@@ -47,7 +47,7 @@ pub struct Sequence {
     pub packed: PackedSequence,
     /// Where the domain's stream continues after this sequence.
     pub end: DomainCursor,
-    /// Where [`Sequence::recycle`] sends the buffers back to the reader.
+    /// The channel on which [`Sequence::recycle`] sends the buffers back to the reader.
     spare: Sender<PackedSequence>,
 }
 

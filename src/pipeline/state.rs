@@ -79,10 +79,21 @@ impl Partition {
                 Err(_) => Ok(None),
             }
         };
-        match (read("RANK")?, read("WORLD_SIZE")?) {
+        Partition::from_parts(read("RANK")?, read("WORLD_SIZE")?)
+    }
+
+    /// Makes a partition from a rank and a world size that are both given or both left out
+    /// (rank 0 of 1), such as the `--rank` and `--world-size` options.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] when only one is given, or as [`Partition::new`].
+    pub fn from_parts(rank: Option<usize>, world_size: Option<usize>) -> Result<Partition> {
+        match (rank, world_size) {
             (None, None) => Ok(Partition::default()),
             (Some(rank), Some(world_size)) => Partition::new(rank, world_size),
-            _ => Err(Error::config("only one of RANK and WORLD_SIZE is set; set both or neither")),
+            (Some(_), None) => Err(Error::config("a rank is set (--rank or RANK) but no world size; pass --world-size or set WORLD_SIZE too")),
+            (None, Some(_)) => Err(Error::config("a world size is set (--world-size or WORLD_SIZE) but no rank; pass --rank or set RANK too")),
         }
     }
 }

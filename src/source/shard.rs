@@ -194,10 +194,10 @@ impl Shard {
     /// so that resident memory does not grow with the share of the corpus read. The pages stay
     /// in the page cache, and a later read maps them again.
     ///
-    /// The whole map is released, not only the row group's byte range: a page fault maps cached
-    /// pages around it too (fault-around, and whole large folios on newer kernels), and releasing
-    /// only the byte range, even with 64 KiB on each side, left resident memory growing by about
-    /// 7 MB/s on the 1.7 GB synthetic set. One reader reads a shard at a time, so this costs at
+    /// The whole map is released, not only the row group's byte range, because a page fault maps
+    /// cached pages around it too (fault-around, and whole large folios on newer kernels).
+    /// Releasing only the byte range, even with 64 KiB on each side, left resident memory growing
+    /// by about 7 MB/s on the 1.7 GB synthetic set. One reader reads a shard at a time, so this costs at
     /// most a fault on a later read.
     pub fn release_pages(&self) {
         let Some(map) = &self.map else {
@@ -212,8 +212,8 @@ impl Shard {
         }
     }
 
-    /// The map and the byte range of the document column of `row_group` in it, when the shard
-    /// is mapped and the range lies inside the file.
+    /// Returns the map and the byte range of the document column of `row_group` in it, when the
+    /// shard is mapped and the range lies inside the file.
     fn mapped_column_chunk(&self, row_group: usize) -> Option<(&memmap2::Mmap, usize, usize)> {
         let map = self.map.as_deref()?;
         let (start, length) = self.metadata.metadata().row_group(row_group).column(self.leaf_index()).byte_range();

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use chameleon::export::{self, ExportOptions, ExportProgress, DEFAULT_SHARD_TOKENS};
-use chameleon::Config;
+use chameleon::{Config, Partition};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
@@ -59,7 +59,7 @@ struct Summary {
 
 pub fn run(args: ExportArgs) -> anyhow::Result<()> {
     let config = Config::from_file(&args.config)?;
-    let partition = crate::partition(args.rank, args.world_size)?;
+    let partition = Partition::from_parts(args.rank, args.world_size)?;
     let options = ExportOptions {
         output: args.output.clone(),
         tokens: args.tokens,

@@ -87,16 +87,6 @@ fn restore_sigpipe() {
 }
 
 /// Formats a count with its noun, singular for one: `1 shard`, `3 shards`.
-/// Resolves `--rank` and `--world-size` (or `RANK` and `WORLD_SIZE`): both or neither.
-fn partition(rank: Option<usize>, world_size: Option<usize>) -> anyhow::Result<chameleon::Partition> {
-    match (rank, world_size) {
-        (Some(rank), Some(world_size)) => Ok(chameleon::Partition::new(rank, world_size)?),
-        (None, None) => Ok(chameleon::Partition::default()),
-        (Some(_), None) => anyhow::bail!("a rank is set (--rank or RANK) but no world size; pass --world-size or set WORLD_SIZE too"),
-        (None, Some(_)) => anyhow::bail!("a world size is set (--world-size or WORLD_SIZE) but no rank; pass --rank or set RANK too"),
-    }
-}
-
 fn parse_threads(text: &str) -> Result<usize, String> {
     let threads: usize = text.parse().map_err(|error| format!("{error}; pass a whole number of threads"))?;
     if threads == 0 {

@@ -9,7 +9,7 @@ use anyhow::Context;
 use chameleon::batch::to_hex;
 use chameleon::config::WatchConfig;
 use chameleon::pipeline::MixtureVersion;
-use chameleon::{Config, Loader, LoaderState, StreamDigest};
+use chameleon::{Config, Loader, LoaderState, Partition, StreamDigest};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
@@ -124,7 +124,7 @@ pub fn run(args: StreamArgs) -> anyhow::Result<()> {
     if let Some(threads) = args.threads {
         builder = builder.threads(threads);
     }
-    builder = builder.partition(crate::partition(args.rank, args.world_size)?);
+    builder = builder.partition(Partition::from_parts(args.rank, args.world_size)?);
     if let Some(path) = &args.resume {
         let text = std::fs::read_to_string(path).with_context(|| format!("cannot read state file {}", path.display()))?;
         let state: LoaderState = serde_json::from_str(&text).with_context(|| format!("state file {} is not a valid loader state", path.display()))?;

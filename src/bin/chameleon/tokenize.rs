@@ -44,7 +44,7 @@ pub fn run(args: TokenizeArgs) -> anyhow::Result<()> {
     let tokenizer = Tokenizer::load(&args.tokenizer)?;
     let jobs = tokenize::plan(&args.input, &args.output)?;
     let existing: Vec<&Path> = jobs.iter().map(|job| job.output.as_path()).filter(|path| path.exists()).collect();
-    if let (Some(first), false) = (existing.first(), args.overwrite) {
+    if let Some(first) = existing.first().filter(|_| !args.overwrite) {
         let verb = if existing.len() == 1 { "exists" } else { "exist" };
         anyhow::bail!(
             "{} of {} to write already {verb}, the first {}; pass --overwrite to replace them, or choose another output folder",
